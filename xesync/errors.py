@@ -1,0 +1,139 @@
+"""The one error tree of xesync.
+
+Errors take **data, not sentences**: each class stores what happened as attributes and builds its
+message itself, so that the CLI and the daemon (the only two boundaries that turn errors into advice)
+can log the fields and print an actionable line.
+
+::
+
+    XesyncError
+    ├── UserError                 configuration or usage; printed without a traceback
+    │   └── ConfigError           every problem found, each with its key path
+    ├── TransientError            retry later: throttling, 5xx, timeouts, a server gone away
+    │   └── LdapUnavailableError
+    ├── PermanentError            this item cannot succeed as it is
+    │   ├── TmsFaultError         a SOAP fault from TMS (error code + text)
+    │   ├── CmsHttpError          an HTTP error from CMS (status + failureDetails code)
+    │   ├── LdapLookupError       the directory refused a lookup
+    │   └── LdapTlsError          the directory's certificate could not be verified
+    └── SyncSafetyError           a guard tripped
+        └── MassCancelRefusedError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class XesyncError(Exception):
+    """Root of every error xesync raises on purpose."""
+
+
+class UserError(XesyncError):
+    """A problem the user fixes (configuration, command-line usage); shown without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """The configuration is invalid; ``problems`` lists every problem with its key path."""
+
+    def __init__(self, problems: Sequence[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} configuration problem(s){where}:\n{lines}")
+
+
+class TransientError(XesyncError):
+    """A failure that may go away if the same call is made later (throttling, 5xx, timeouts)."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class PermanentError(XesyncError):
+    """This item cannot succeed as it is; retrying the same call will fail again."""
+
+    exit_code = 1
+
+
+class TmsFaultError(PermanentError):
+    """A SOAP fault from the TMS Booking API.
+
+    :param code: the TMS error code (``detail/errorcode``), e.g. ``-2147218253``, or the symbolic
+        code such as ``SYSTEM_ALREADY_BOOKED`` when TMS gives one.
+    :param text: the fault string as TMS sent it.
+    :param operation: the SOAP operation that failed.
+    """
+
+    def __init__(self, code: str, text: str, operation: str | None = None) -> None:
+        self.code = code
+        self.text = text
+        self.operation = operation
+        op = f" {operation}" if operation else ""
+        super().__init__(f"TMS{op} fault {code}: {text}")
+
+
+class CmsHttpError(PermanentError):
+    """An HTTP error from the Cisco Meeting Server API.
+
+    :param status: the HTTP status code.
+    :param failure: the ``failureDetails`` child element name (e.g. ``coSpaceDoesNotExist``), if any.
+    :param path: the API path that was requested.
+    """
+
+    def __init__(self, status: int, failure: str | None, path: str) -> None:
+        self.status = status
+        self.failure = failure
+        self.path = path
+        detail = f" ({failure})" if failure else ""
+        super().__init__(f"CMS {path} answered HTTP {status}{detail}")
+
+
+class LdapUnavailableError(TransientError):
+    """The directory could not be reached or went away mid-operation; retry later."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"directory {url} unavailable: {reason}")
+
+
+class LdapLookupError(PermanentError):
+    """The directory answered, but refused the lookup (bad bind, bad base DN, insufficient access)."""
+
+    def __init__(self, dn: str, reason: str) -> None:
+        self.dn = dn
+        self.reason = reason
+        super().__init__(f"directory lookup under {dn!r} failed: {reason}")
+
+
+class LdapTlsError(PermanentError):
+    """The directory's TLS certificate could not be verified."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"TLS verification failed for {url}: {reason}. Set ldap.ca_file to the CA that signed "
+            "the directory's certificate (PEM), or fix the server name in ldap.url to match it."
+        )
+
+
+class SyncSafetyError(XesyncError):
+    """A safety guard refused to go on."""
+
+    exit_code = 3
+
+
+class MassCancelRefusedError(SyncSafetyError):
+    """Exchange suddenly returned no meetings for a room that has bookings; cancelling was refused."""
+
+    def __init__(self, room: str, count: int) -> None:
+        self.room = room
+        self.count = count
+        super().__init__(
+            f"room {room!r}: Exchange returned no meetings but {count} booking(s) exist in TMS; "
+            "refusing to cancel them all. Check the room's calendar, then re-run with --force-cancel."
+        )

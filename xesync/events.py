@@ -1,0 +1,60 @@
+"""The event-name vocabulary: every structured log event xesync emits, in one place.
+
+Names are dotted lower snake case, ``<subject>.<past_verb>``. Values go into keys, never into the
+event string: ``log.info(events.BOOKING_CREATED, room=..., uid=..., conference_id=...)``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# lifecycle
+DAEMON_STARTED: Final = "daemon.started"
+DAEMON_STOPPING: Final = "daemon.stopping"
+DAEMON_STOPPED: Final = "daemon.stopped"
+CONFIG_LOADED: Final = "config.loaded"
+STORE_OPENED: Final = "store.opened"
+STORE_MIGRATED: Final = "store.migrated"
+COMMAND_FAILED: Final = "command.failed"
+ERROR_UNEXPECTED: Final = "error.unexpected"
+
+# runs
+SYNC_STARTED: Final = "sync.started"
+SYNC_FINISHED: Final = "sync.finished"
+ROOM_SYNCED: Final = "room.synced"
+ROOM_FAILED: Final = "room.failed"
+
+# actions
+BOOKING_CREATED: Final = "booking.created"
+BOOKING_UPDATED: Final = "booking.updated"
+BOOKING_CANCELLED: Final = "booking.cancelled"
+BOOKING_SKIPPED: Final = "booking.skipped"
+MEETING_ACCEPTED: Final = "meeting.accepted"
+MEETING_DECLINED: Final = "meeting.declined"
+
+# checks
+CMS_CALL_CHECKED: Final = "cms.call_checked"
+LICENCE_SMP_USED: Final = "licence.smp_used"
+GUARD_MASS_CANCEL_REFUSED: Final = "guard.mass_cancel_refused"
+
+# outbound
+TMS_REQUEST_FAILED: Final = "tms.request_failed"
+TMS_SESSION_RENEWED: Final = "tms.session_renewed"
+CMS_REQUEST_FAILED: Final = "cms.request_failed"
+EWS_SYNC_STATE_RESET: Final = "ews.sync_state_reset"
+LDAP_CONNECTED: Final = "ldap.connected"
+LDAP_RECONNECTED: Final = "ldap.reconnected"
+LDAP_USER_NOT_FOUND: Final = "ldap.user_not_found"
+LDAP_USER_RESOLVED: Final = "ldap.user_resolved"
+LDAP_REQUEST_FAILED: Final = "ldap.request_failed"
+RETRY_ATTEMPTED: Final = "retry.attempted"
+
+# lab
+LAB_STARTED: Final = "lab.started"
+LAB_STOPPED: Final = "lab.stopped"
+LAB_REQUEST_HANDLED: Final = "lab.request_handled"
+LAB_FAULT_INJECTED: Final = "lab.fault_injected"
+LAB_CLOCK_CHANGED: Final = "lab.clock_changed"
+LAB_CONFERENCE_STARTED: Final = "lab.conference_started"
+LAB_CONFERENCE_ENDED: Final = "lab.conference_ended"
+LAB_LDAP_SYNCED: Final = "lab.ldap_synced"
