@@ -301,7 +301,7 @@ class _Reader:
     def problem(self, name: str, text: str) -> None:
         self.problems.append(f"{self.key(name)}: {text}")
 
-    def _get(self, name: str, check: Callable[[Any], T], default: T | None, required: bool) -> T | None:
+    def get(self, name: str, check: Callable[[Any], T], default: T | None, required: bool) -> T | None:
         self.seen.add(name)
         if name not in self.table:
             if required:
@@ -313,13 +313,13 @@ class _Reader:
             self.problem(name, str(exc))
             return default
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
-        return self._get(name, _check_str, default, required)
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
+        return self.get(name, _check_str, default, required)
 
     def req_str(self, name: str) -> str:
-        return self.str(name, required=True) or ""
+        return self.text(name, required=True) or ""
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         def check(v: Any) -> int:
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError("must be an integer")
@@ -327,19 +327,19 @@ class _Reader:
                 raise ValueError(f"must be at least {minimum}")
             return v
 
-        return self._get(name, check, default, required=False) or default
+        return self.get(name, check, default, required=False) or default
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         def check(v: Any) -> bool:
             if not isinstance(v, bool):
                 raise ValueError("must be true or false")
             return v
 
-        value = self._get(name, check, default, required=False)
+        value = self.get(name, check, default, required=False)
         return default if value is None else value
 
     def duration(self, name: str, default: timedelta) -> timedelta:
-        return self._get(name, as_duration, default, required=False) or default
+        return self.get(name, as_duration, default, required=False) or default
 
     def enum(self, name: str, kind: type[T], default: T) -> T:
         def check(v: Any) -> T:
@@ -349,7 +349,7 @@ class _Reader:
                 choices = ", ".join(repr(m.value) for m in kind)  # type: ignore[attr-defined]
                 raise ValueError(f"must be one of {choices}") from None
 
-        return self._get(name, check, default, required=False) or default
+        return self.get(name, check, default, required=False) or default
 
     def str_list(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         def check(v: Any) -> tuple[str, ...]:
@@ -357,10 +357,10 @@ class _Reader:
                 raise ValueError("must be a list of non-empty strings")
             return tuple(v)
 
-        return self._get(name, check, default, required=False) or default
+        return self.get(name, check, default, required=False) or default
 
     def path_(self, name: str, default: Path | None = None) -> Path | None:
-        value = self.str(name)
+        value = self.text(name)
         return Path(value) if value else default
 
     def table_(self, name: str) -> Mapping[str, Any] | None:
@@ -395,22 +395,8 @@ class _Reader:
         if not isinstance(raw, str) or not raw:
             self.problem(key, "must be a non-empty string")
             return None
-        kind = variants[key]
         try:
-            if kind == "inline":
-                return Secret(raw)
-            if kind == "file":
-                return Secret(_read_secret_file(Path(raw)), f"file:{raw}")
-            if kind == "env":
-                if raw not in self.env:
-                    raise ValueError(f"environment variable {raw} is not set")
-                return Secret(self.env[raw], f"env:{raw}")
-            directory = self.env.get("CREDENTIALS_DIRECTORY")
-            if not directory:
-                raise ValueError(
-                    "$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)"
-                )
-            return Secret(_read_secret_file(Path(directory) / raw), f"credential:{raw}")
+            return _load_secret(variants[key], raw, self.env)
         except ValueError as exc:
             self.problem(key, str(exc))
             return None
@@ -426,6 +412,22 @@ def _check_str(v: Any) -> str:
     return v
 
 
+def _load_secret(kind: str, raw: str, env: Mapping[str, str]) -> Secret:
+    """One secret from its source kind (inline, file, env, credential)."""
+    if kind == "inline":
+        return Secret(raw)
+    if kind == "file":
+        return Secret(_read_secret_file(Path(raw)), f"file:{raw}")
+    if kind == "env":
+        if raw not in env:
+            raise ValueError(f"environment variable {raw} is not set")
+        return Secret(env[raw], f"env:{raw}")
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ValueError("$CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the systemd unit)")
+    return Secret(_read_secret_file(Path(directory) / raw), f"credential:{raw}")
+
+
 def _read_secret_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
@@ -434,11 +436,11 @@ def _read_secret_file(path: Path) -> str:
 
 
 def _tls(r: _Reader) -> TlsConfig:
-    return TlsConfig(verify=r.bool("verify_tls", default=True), ca_file=r.path_("ca_file"))
+    return TlsConfig(verify=r.flag("verify_tls", default=True), ca_file=r.path_("ca_file"))
 
 
 def _url(r: _Reader, name: str, schemes: tuple[str, ...], *, required: bool = True) -> str:
-    value = r.str(name, required=required) or ""
+    value = r.text(name, required=required) or ""
     if value and not value.startswith(tuple(f"{s}://" for s in schemes)):
         r.problem(name, f"must start with {' or '.join(s + '://' for s in schemes)}")
     return value
@@ -451,13 +453,13 @@ def _exchange(r: _Reader) -> ExchangeConfig:
         username=r.req_str("username"),
         password=r.secret("password", required=auth is not AuthType.OAUTH),
         auth_type=auth,
-        version=r.str("version"),
-        impersonation=r.bool("impersonation", default=True),
-        max_connections=r.int("max_connections", 4, minimum=2),
+        version=r.text("version"),
+        impersonation=r.flag("impersonation", default=True),
+        max_connections=r.integer("max_connections", 4, minimum=2),
         max_wait=r.duration("max_wait", timedelta(seconds=60)),
         timeout=r.duration("timeout", timedelta(seconds=30)),
-        oauth_client_id=r.str("oauth_client_id", required=auth is AuthType.OAUTH),
-        oauth_tenant_id=r.str("oauth_tenant_id", required=auth is AuthType.OAUTH),
+        oauth_client_id=r.text("oauth_client_id", required=auth is AuthType.OAUTH),
+        oauth_tenant_id=r.text("oauth_tenant_id", required=auth is AuthType.OAUTH),
         oauth_client_secret=r.secret("oauth_client_secret", required=auth is AuthType.OAUTH),
         tls=_tls(r),
     )
@@ -471,13 +473,12 @@ def _tms(r: _Reader) -> TmsConfig:
     default_rs = re.sub(r"(?i)bookingservice\.asmx$", "remotesetup/remotesetupservice.asmx", url)
     return TmsConfig(
         url=url,
-        remote_setup_url=_url(r, "remote_setup_url", ("https", "http"), required=False)
-        or default_rs,
+        remote_setup_url=_url(r, "remote_setup_url", ("https", "http"), required=False) or default_rs,
         username=r.req_str("username"),
         password=r.secret("password", required=True) or Secret(""),
-        client_version=r.int("client_version", 22, minimum=1),
-        external_source_id=r.str("external_source_id", "xesync") or "xesync",
-        booking_window_days=r.int("booking_window_days", 365, minimum=1),
+        client_version=r.integer("client_version", 22, minimum=1),
+        external_source_id=r.text("external_source_id", "xesync") or "xesync",
+        booking_window_days=r.integer("booking_window_days", 365, minimum=1),
         booking_mode=r.enum("booking_mode", BookingMode, BookingMode.STRICT),
         timeout=r.duration("timeout", timedelta(seconds=30)),
         tls=_tls(r),
@@ -494,34 +495,40 @@ def _cms(r: _Reader) -> CmsConfig:
     )
 
 
+_LDAP_DEFAULTS = LdapConfig(url="", bind_dn="", password=Secret(""), base_dn="", pmp_groups=())
+
+
 def _ldap(r: _Reader) -> LdapConfig:
     cfg = LdapConfig(
-        url=_url(r, "url", ("ldap", "ldaps")),
+        url=_url(r, "url", ("ldap", "ldaps", "ldif")),
         bind_dn=r.req_str("bind_dn"),
         password=r.secret("password", required=True) or Secret(""),
         base_dn=r.req_str("base_dn"),
         pmp_groups=r.str_list("pmp_groups"),
-        start_tls=r.bool("start_tls", default=False),
+        start_tls=r.flag("start_tls", default=False),
         tls=_tls(r),
         timeout=r.duration("timeout", timedelta(seconds=10)),
-        user_filter=r.str("user_filter", LdapConfig.user_filter) or LdapConfig.user_filter,
-        mail_attributes=r.str_list("mail_attributes", LdapConfig.mail_attributes),
-        username_attribute=r.str("username_attribute", "sAMAccountName") or "sAMAccountName",
-        tms_username_format=r.str("tms_username_format", LdapConfig.tms_username_format)
-        or LdapConfig.tms_username_format,
-        tms_domain=r.str("tms_domain", "") or "",
-        jid_template=r.str("jid_template", LdapConfig.jid_template) or LdapConfig.jid_template,
-        guid_attribute=r.str("guid_attribute", "objectGUID") or "objectGUID",
+        user_filter=r.text("user_filter", _LDAP_DEFAULTS.user_filter) or _LDAP_DEFAULTS.user_filter,
+        mail_attributes=r.str_list("mail_attributes", _LDAP_DEFAULTS.mail_attributes),
+        username_attribute=r.text("username_attribute", "sAMAccountName") or "sAMAccountName",
+        tms_username_format=r.text("tms_username_format", _LDAP_DEFAULTS.tms_username_format)
+        or _LDAP_DEFAULTS.tms_username_format,
+        tms_domain=r.text("tms_domain", "") or "",
+        jid_template=r.text("jid_template", _LDAP_DEFAULTS.jid_template) or _LDAP_DEFAULTS.jid_template,
+        guid_attribute=r.text("guid_attribute", "objectGUID") or "objectGUID",
         group_membership=r.enum("group_membership", GroupMembership, GroupMembership.AUTO),
         cache_ttl=r.duration("cache_ttl", timedelta(minutes=15)),
-        page_size=r.int("page_size", 500, minimum=1),
+        page_size=r.integer("page_size", 500, minimum=1),
     )
     if not cfg.pmp_groups:
         r.problem("pmp_groups", "must name at least one PMP+ group DN")
+    # ldif:///path/to/file.ldif runs the same resolver on ldap3's mock strategy (demo without slapd).
     if cfg.start_tls and cfg.url.startswith("ldaps://"):
         r.problem("start_tls", "cannot be used with an ldaps:// url")
-    for name, template in (("jid_template", cfg.jid_template), ("tms_username_format",
-                                                                cfg.tms_username_format)):
+    for name, template in (
+        ("jid_template", cfg.jid_template),
+        ("tms_username_format", cfg.tms_username_format),
+    ):
         try:
             template.format(username="u", domain="d", mail="m@x")
         except (KeyError, IndexError, ValueError):
@@ -530,7 +537,7 @@ def _ldap(r: _Reader) -> LdapConfig:
 
 
 def _sync(r: _Reader) -> SyncConfig:
-    at = r.str("full_reconcile_at", "03:00") or "03:00"
+    at = r.text("full_reconcile_at", "03:00") or "03:00"
     if not _HHMM.match(at):
         r.problem("full_reconcile_at", "must be a time of day such as '03:00'")
     return SyncConfig(
@@ -538,10 +545,10 @@ def _sync(r: _Reader) -> SyncConfig:
         full_reconcile_at=at,
         lookahead=r.duration("lookahead", timedelta(days=180)),
         state_dir=r.path_("state_dir", Path("/var/lib/xesync")) or Path("/var/lib/xesync"),
-        dry_run=r.bool("dry_run", default=False),
-        mass_cancel_guard=r.bool("mass_cancel_guard", default=True),
+        dry_run=r.flag("dry_run", default=False),
+        mass_cancel_guard=r.flag("mass_cancel_guard", default=True),
         unknown_organiser=r.enum("unknown_organiser", UnknownOrganiser, UnknownOrganiser.DECLINE),
-        notify_organiser=r.bool("notify_organiser", default=True),
+        notify_organiser=r.flag("notify_organiser", default=True),
     )
 
 
@@ -549,8 +556,8 @@ def _room(r: _Reader) -> RoomConfig:
     email = r.req_str("email")
     if email and not _EMAIL.match(email):
         r.problem("email", "must be an e-mail address")
-    system = r._get("tms_system_id", _check_system_id, None, required=True)
-    return RoomConfig(email=email, tms_system_id=system or 0, name=r.str("name") or email)
+    system = r.get("tms_system_id", _check_system_id, None, required=True)
+    return RoomConfig(email=email, tms_system_id=system or 0, name=r.text("name") or email)
 
 
 def _check_system_id(v: Any) -> int:
@@ -563,7 +570,7 @@ def _check_system_id(v: Any) -> int:
 
 def _logging(r: _Reader) -> LoggingConfig:
     def level(name: str, default: str) -> str:
-        value = (r.str(name, default) or default).lower()
+        value = (r.text(name, default) or default).lower()
         if value not in _LEVELS:
             r.problem(name, f"must be one of {', '.join(_LEVELS)}")
             return default
@@ -579,14 +586,15 @@ def _logging(r: _Reader) -> LoggingConfig:
 
 def _metrics(r: _Reader) -> MetricsConfig:
     return MetricsConfig(
-        enabled=r.bool("enabled", default=False),
-        host=r.str("host", "127.0.0.1") or "127.0.0.1",
-        port=r.int("port", 9464, minimum=1),
+        enabled=r.flag("enabled", default=False),
+        host=r.text("host", "127.0.0.1") or "127.0.0.1",
+        port=r.integer("port", 9464, minimum=1),
     )
 
 
-def parse(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None,
-          source: Path | None = None) -> Config:
+def parse(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: Path | None = None
+) -> Config:
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -629,8 +637,17 @@ def parse(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None,
 
     if problems or exchange is None or tms is None:
         raise ConfigError(problems, str(source) if source else None)
-    return Config(exchange=exchange, tms=tms, cms=cms, ldap=ldap, sync=sync, rooms=tuple(rooms),
-                  logging=logging, metrics=metrics, source=source)
+    return Config(
+        exchange=exchange,
+        tms=tms,
+        cms=cms,
+        ldap=ldap,
+        sync=sync,
+        rooms=tuple(rooms),
+        logging=logging,
+        metrics=metrics,
+        source=source,
+    )
 
 
 def _check_unique(rooms: list[RoomConfig], problems: list[str]) -> None:
@@ -642,9 +659,7 @@ def _check_unique(rooms: list[RoomConfig], problems: list[str]) -> None:
             problems.append(f"rooms[{i}].email: duplicates rooms[{seen_mail[mail]}].email")
         seen_mail.setdefault(mail, i)
         if room.tms_system_id and room.tms_system_id in seen_system:
-            problems.append(
-                f"rooms[{i}].tms_system_id: duplicates rooms[{seen_system[room.tms_system_id]}]"
-            )
+            problems.append(f"rooms[{i}].tms_system_id: duplicates rooms[{seen_system[room.tms_system_id]}]")
         seen_system.setdefault(room.tms_system_id, i)
 
 
@@ -695,10 +710,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, timedelta):
         return _format_duration(value)
-    if isinstance(value, Path):
+    if isinstance(value, Path | StrEnum):
         return str(value)
-    if isinstance(value, StrEnum):
-        return value.value
     return value
 
 
@@ -708,4 +721,3 @@ def _format_duration(value: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
-
