@@ -287,8 +287,14 @@ class _Reader:
     """Walks one table, collecting problems with key paths and flagging unknown keys."""
 
     def __init__(
-        self, table: Mapping[str, Any], path: str, problems: list[str], env: Mapping[str, str]
+        self,
+        table: Mapping[str, Any],
+        path: str,
+        problems: list[str],
+        env: Mapping[str, str],
+        base: Path | None = None,
     ) -> None:
+        self.base = base
         self.table = dict(table)
         self.path = path
         self.problems = problems
@@ -396,7 +402,7 @@ class _Reader:
             self.problem(key, "must be a non-empty string")
             return None
         try:
-            return _load_secret(variants[key], raw, self.env)
+            return _load_secret(variants[key], raw, self.env, self.base)
         except ValueError as exc:
             self.problem(key, str(exc))
             return None
@@ -412,12 +418,18 @@ def _check_str(v: Any) -> str:
     return v
 
 
-def _load_secret(kind: str, raw: str, env: Mapping[str, str]) -> Secret:
-    """One secret from its source kind (inline, file, env, credential)."""
+def _load_secret(kind: str, raw: str, env: Mapping[str, str], base: Path | None) -> Secret:
+    """One secret from its source kind (inline, file, env, credential).
+
+    A relative ``*_file`` path is relative to the configuration file's directory.
+    """
     if kind == "inline":
         return Secret(raw)
     if kind == "file":
-        return Secret(_read_secret_file(Path(raw)), f"file:{raw}")
+        path = Path(raw)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return Secret(_read_secret_file(path), f"file:{path}")
     if kind == "env":
         if raw not in env:
             raise ValueError(f"environment variable {raw} is not set")
@@ -598,7 +610,8 @@ def parse(
     """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
     env = os.environ if env is None else env
     problems: list[str] = []
-    top = _Reader(data, "", problems, env)
+    base = source.parent if source else None
+    top = _Reader(data, "", problems, env, base)
 
     def section(name: str, build: Callable[[_Reader], T], *, required: bool) -> T | None:
         table = top.table_(name)
@@ -606,7 +619,7 @@ def parse(
             if required and name not in top.table:
                 top.problem(name, "section is required")
             return None
-        reader = _Reader(table, name, problems, env)
+        reader = _Reader(table, name, problems, env, base)
         value = build(reader)
         reader.finish()
         return value
@@ -629,7 +642,7 @@ def parse(
         if not isinstance(raw, dict):
             problems.append(f"rooms[{i}]: must be a table")
             continue
-        reader = _Reader(raw, f"rooms[{i}]", problems, env)
+        reader = _Reader(raw, f"rooms[{i}]", problems, env, base)
         rooms.append(_room(reader))
         reader.finish()
     _check_unique(rooms, problems)

@@ -7,6 +7,8 @@ external entities nor entity expansion ("billion laughs") can happen.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 MAX_XML_BYTES = 32 * 1024 * 1024
@@ -39,7 +41,7 @@ def parse(data: bytes) -> etree._Element:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
         raise UnsafeXmlError(f"malformed XML: {exc}") from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise UnsafeXmlError("XML with a DOCTYPE is refused (no DTDs, no entities)")
     return root

@@ -1,0 +1,22 @@
+"""Shared test settings: Hypothesis profiles and structlog isolation."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import structlog
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("dev", max_examples=50)
+settings.register_profile("ci", max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("deterministic", derandomize=True, max_examples=50)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog():
+    """Give every test structlog's defaults, so one test's configure() cannot leak into another."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

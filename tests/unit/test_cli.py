@@ -1,0 +1,80 @@
+"""The CLI: help, check-config output and exit codes, secrets never printed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from xesync.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "xesync.example.toml"
+
+
+def test_help_lists_commands():
+    """xesync --help shows the command groups."""
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "check-config" in result.output
+    assert "lab" in result.output
+
+
+def test_check_config_on_the_example():
+    """check-config on the example prints the effective config as JSON and exits 0."""
+    result = CliRunner().invoke(app, ["check-config", "--config", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tms"]["password"] == "<masked: file>"
+    assert data["rooms"][0]["tms_system_id"] == 11
+    assert "example-tms-password-not-a-secret" not in result.output
+
+
+def test_check_config_reports_all_problems_and_exits_2(tmp_path):
+    """Three mistakes are listed with key paths on stderr, and the exit code is 2."""
+    text = EXAMPLE.read_text().replace("tms_system_id = 11", 'tms_system_id = "x"')
+    text = text.replace('interval = "60s"', 'interval = "often"')
+    text = text.replace("[metrics]", "[metrics]\nbogus = 1")
+    (tmp_path / "secrets").symlink_to(EXAMPLE.parent / "secrets")
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "3 configuration problem(s)" in result.stderr
+    assert "rooms[0].tms_system_id: must be an integer" in result.stderr
+    assert "sync.interval: must be a duration" in result.stderr
+    assert "metrics.bogus: unknown key" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_secret_from_env_never_printed_or_logged(tmp_path):
+    """A secret given through an environment variable appears neither in output nor in logs."""
+    text = EXAMPLE.read_text().replace(
+        'password_file = "secrets/tms.password"', 'password_env = "XESYNC_TEST_TMS_PW"'
+    )
+    (tmp_path / "secrets").symlink_to(EXAMPLE.parent / "secrets")
+    path = tmp_path / "env.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(
+        app,
+        ["-v", "check-config", "--config", str(path)],
+        env={"XESYNC_TEST_TMS_PW": "env-secret-do-not-leak"},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["tms"]["password"] == "<masked: env>"
+    assert "env-secret-do-not-leak" not in result.output
+
+
+def test_config_from_environment_variable(tmp_path):
+    """Without --config the path comes from $XESYNC_CONFIG."""
+    result = CliRunner().invoke(app, ["check-config"], env={"XESYNC_CONFIG": str(tmp_path / "none.toml")})
+    assert result.exit_code == 2
+    assert "none.toml" in result.stderr
+
+
+def test_lab_serve_refuses_non_loopback():
+    """lab serve refuses a non-loopback host with a clear message and exit code 2."""
+    result = CliRunner().invoke(app, ["lab", "serve", "--host", "0.0.0.0"])  # noqa: S104 - the refusal is the point
+    assert result.exit_code == 2
+    assert "loopback" in result.stderr

@@ -1,0 +1,167 @@
+"""The command line: ``xesync``. The single boundary that turns errors into messages and exit codes.
+
+Heavy imports (exchangelib, ldap3, the lab) happen inside the commands, so ``xesync --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+import structlog
+
+from xesync import __version__, events
+from xesync.errors import UserError, XesyncError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = structlog.get_logger("xesync.cli")
+
+
+def handle_error(exc: BaseException) -> int:
+    """Turn an error into advice on stderr and an exit code (STYLE.md §5)."""
+    if isinstance(exc, UserError):
+        click.echo(f"xesync: {exc}", err=True)
+        return exc.exit_code
+    if isinstance(exc, XesyncError):
+        log.error(events.COMMAND_FAILED, error=str(exc), error_type=type(exc).__name__)
+        click.echo(f"xesync: {exc}", err=True)
+        return int(getattr(exc, "exit_code", 1))
+    log.error(events.ERROR_UNEXPECTED, error_type=type(exc).__name__, exc_info=exc)
+    click.echo(f"xesync: unexpected error ({type(exc).__name__}: {exc}); see the log", err=True)
+    return 1
+
+
+def catch_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Route a command's errors through :func:`handle_error` and exit non-zero."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - this is the boundary
+            sys.exit(handle_error(exc))
+
+    return wrapper
+
+
+class AppContext:
+    """What the group's options give every command."""
+
+    def __init__(self, config_path: Path | None, verbose: bool) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+
+    def load_config(self) -> Any:
+        """Load and validate the configuration, and configure logging from it."""
+        from xesync import config as config_mod  # noqa: PLC0415
+        from xesync import logs  # noqa: PLC0415
+
+        cfg = config_mod.load(self.config_path)
+        logs.configure(cfg.logging, stream=sys.stderr, verbose=self.verbose)
+        log.debug(events.CONFIG_LOADED, path=str(cfg.source))
+        return cfg
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Configuration file (default: $XESYNC_CONFIG, then /etc/xesync/xesync.toml).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG.")
+@click.version_option(__version__, prog_name="xesync")
+@click.pass_context
+def app(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
+    """Book Exchange room meetings into Cisco TMS with the organiser as owner, and prove on Cisco
+    Meeting Server that each call used the organiser's PMP+ licence.
+    """
+    ctx.obj = AppContext(config_path, verbose)
+
+
+@app.command("check-config")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Configuration file (overrides the group option).",
+)
+@click.pass_obj
+@catch_errors
+def check_config(obj: AppContext, config_path: Path | None) -> None:
+    """Validate the configuration and print it, effective values, secrets masked.
+
+    Every problem is listed with its key path; the exit code is 2 when there is any.
+
+    \b
+    Example:
+        xesync check-config --config /etc/xesync/xesync.toml
+    """
+    from xesync import config as config_mod  # noqa: PLC0415
+
+    if config_path is not None:
+        obj.config_path = config_path
+    cfg = obj.load_config()
+    click.echo(json.dumps(config_mod.effective(cfg), indent=2))
+
+
+@app.group("lab")
+def lab_group() -> None:
+    """The built-in lab: EWS, TMS and CMS simulators (and a directory) on 127.0.0.1."""
+
+
+@lab_group.command("serve")
+@click.option(
+    "--config",
+    "fixture_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Lab fixture (default: the shipped config/lab.toml).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="A loopback address.")
+@click.option(
+    "--only",
+    default="ews,tms,cms",
+    show_default=True,
+    help="Comma-separated simulators to run.",
+)
+@click.option(
+    "--write-config",
+    "write_config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write an xesync configuration pointing at this lab (secrets in files beside it).",
+)
+@click.pass_obj
+@catch_errors
+def lab_serve(
+    obj: AppContext, fixture_path: Path | None, host: str, only: str, write_config: Path | None
+) -> None:
+    """Start the lab, print one JSON line describing it on stdout, serve until SIGTERM/SIGINT.
+
+    \b
+    Example:
+        xesync lab serve --write-config /tmp/lab/xesync.toml
+    """
+    from xesync.lab.serve import serve  # noqa: PLC0415
+
+    serve(
+        fixture_path=fixture_path,
+        host=host,
+        only=[s.strip() for s in only.split(",") if s.strip()],
+        write_config=write_config,
+        verbose=obj.verbose,
+    )

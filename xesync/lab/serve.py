@@ -1,0 +1,142 @@
+"""``xesync lab serve``: run the lab in the foreground, print its JSON line, write a matching config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from xesync import logs
+from xesync.config import LoggingConfig
+from xesync.errors import UserError
+from xesync.lab.fixture import FixtureError, load_fixture
+from xesync.lab.http import NotLoopbackError
+from xesync.lab.runtime import Lab
+
+
+class LabUsageError(UserError):
+    """The lab was asked for something it refuses (a non-loopback host, a bad fixture)."""
+
+
+def serve(
+    *,
+    fixture_path: Path | None,
+    host: str,
+    only: Sequence[str],
+    write_config: Path | None,
+    verbose: bool = False,
+) -> None:
+    """Start the lab, print one JSON line on stdout, serve until SIGTERM or SIGINT."""
+    # stdout carries exactly one line (the contract); every log line goes to stderr.
+    logs.configure(LoggingConfig(), stream=sys.stderr, verbose=verbose)
+    try:
+        fixture = load_fixture(fixture_path)
+        lab = Lab(fixture, host=host, only=only)
+    except (NotLoopbackError, FixtureError, ValueError) as exc:
+        raise LabUsageError(str(exc)) from None
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with lab:
+        description = lab.describe()
+        if write_config is not None:
+            write_lab_config(description, write_config, state_dir=write_config.parent / "state")
+            description["config"] = str(write_config)
+        sys.stdout.write(json.dumps(description) + "\n")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+
+
+def _write_secret(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def write_lab_config(description: dict[str, Any], path: Path, *, state_dir: Path) -> None:
+    """Write a complete xesync configuration for the running lab, secrets in files beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secrets_dir = path.parent / "secrets"
+    secrets_dir.mkdir(mode=0o700, exist_ok=True)
+    lines: list[str] = ["# Written by `xesync lab serve --write-config`: points xesync at the lab.", ""]
+
+    def secret(name: str, value: str) -> str:
+        target = secrets_dir / name
+        _write_secret(target, value)
+        return f"password_file = {_toml_str(str(target))}"
+
+    ews = description.get("ews")
+    if ews:
+        account = ews["service_account"]
+        lines += [
+            "[exchange]",
+            f"url = {_toml_str(ews['url'])}",
+            f"username = {_toml_str(account['username'])}",
+            secret("ews-password", account["password"]),
+            'auth_type = "basic"',
+            f"version = {_toml_str(ews['build'])}",
+            "",
+        ]
+    tms = description.get("tms")
+    if tms:
+        lines += [
+            "[tms]",
+            f"url = {_toml_str(tms['url'])}",
+            f"remote_setup_url = {_toml_str(tms['remote_setup_url'])}",
+            f"username = {_toml_str(tms['username'])}",
+            secret("tms-password", tms["password"]),
+            "",
+        ]
+    cms = description.get("cms")
+    if cms:
+        lines += [
+            "[cms]",
+            f"url = {_toml_str(cms['url'])}",
+            f"username = {_toml_str(cms['username'])}",
+            secret("cms-password", cms["password"]),
+            "",
+        ]
+    ldap = description.get("ldap")
+    if ldap:
+        domain = str(ews["users"][0]["username"]).split("\\", 1)[0] if ews and ews["users"] else "LAB"
+        mail_domain = ldap["base_dn"].replace("dc=", "").replace(",", ".")
+        lines += [
+            "[ldap]",
+            f"url = {_toml_str(ldap['url'])}",
+            f"bind_dn = {_toml_str(ldap['bind_dn'])}",
+            secret("ldap-password", ldap["password"]),
+            f"base_dn = {_toml_str(ldap['base_dn'])}",
+            f"pmp_groups = [{_toml_str(ldap['pmp_group_dn'])}]",
+            'username_attribute = "uid"',
+            f"tms_domain = {_toml_str(domain)}",
+            f"jid_template = {_toml_str('{username}@' + mail_domain)}",
+            'guid_attribute = "entryUUID"',
+            'group_membership = "member_of"',
+            "",
+        ]
+    lines += ["[sync]", f"state_dir = {_toml_str(str(state_dir))}", "", "[logging]", 'level = "info"', ""]
+    for room in (ews or {}).get("rooms", []):
+        lines += [
+            "[[rooms]]",
+            f"email = {_toml_str(room['email'])}",
+            f"name = {_toml_str(room['name'])}",
+            f"tms_system_id = {int(room['tms_system_id'])}",
+            "",
+        ]
+    path.write_text("\n".join(lines), encoding="utf-8")
