@@ -25,9 +25,11 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null; \
 	fi
 
+LINT_PATHS := xesync tests $(wildcard bench)
+
 lint: venv
-	$(BIN)/ruff check xesync tests bench
-	$(BIN)/ruff format --check xesync tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict xesync
 
 pytest: venv system-deps
