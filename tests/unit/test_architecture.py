@@ -1,0 +1,61 @@
+"""Architecture rules that code review would otherwise have to catch."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "xesync"
+
+
+def imported_modules(path: Path, *, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_core_never_imports_the_lab():
+    """No module outside xesync/lab imports the lab, except the CLI inside its lab command."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] == "lab":
+            continue
+        top_level_only = rel.as_posix() == "cli.py"
+        if any(m.startswith("xesync.lab") for m in imported_modules(path, top_level_only=top_level_only)):
+            offenders.append(rel.as_posix())
+    assert offenders == []
+
+
+def test_no_stdlib_xml_parsers():
+    """XML is parsed only through xesync.xmlsafe (no xml.etree, xml.dom, xml.sax, minidom)."""
+    offenders = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if any(
+            m.startswith(("xml.etree", "xml.dom", "xml.sax", "xml.parsers"))
+            for m in imported_modules(path, top_level_only=False)
+        )
+    ]
+    assert offenders == []
+
+
+def test_no_print_and_no_utcnow():
+    """Library code logs instead of printing and never uses naive utcnow()."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name) and func.id == "print":
+                    offenders.append(f"{path.name}:{node.lineno} print")
+                if isinstance(func, ast.Attribute) and func.attr in {"utcnow", "utcfromtimestamp"}:
+                    offenders.append(f"{path.name}:{node.lineno} {func.attr}")
+    assert offenders == []
