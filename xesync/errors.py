@@ -8,7 +8,9 @@ can log the fields and print an actionable line.
 
     XesyncError
     ├── UserError                 configuration or usage; printed without a traceback
-    │   └── ConfigError           every problem found, each with its key path
+    │   ├── ConfigError           every problem found, each with its key path
+    │   └── StoreError            the state store cannot be opened or used as it is
+    │       └── StoreVersionError the store was written by a newer xesync
     ├── TransientError            retry later: throttling, 5xx, timeouts, a server gone away
     │   └── LdapUnavailableError
     ├── PermanentError            this item cannot succeed as it is
@@ -44,6 +46,38 @@ class ConfigError(UserError):
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} configuration problem(s){where}:\n{lines}")
+
+
+class StoreError(UserError):
+    """The state store at ``path`` cannot be opened or used (permissions, journal mode, file system).
+
+    :param path: the database file.
+    :param reason: what went wrong, e.g. ``"cannot set mode 0700 on /var/lib/xesync: not the owner"``.
+    :param hint: what to change.
+    """
+
+    def __init__(self, path: str, reason: str, hint: str = "Check sync.state_dir and its ownership.") -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"state store {path}: {reason}. {hint}")
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this xesync knows: a later release wrote it.
+
+    :param path: the database file.
+    :param found: the schema version in the file (``PRAGMA user_version``).
+    :param supported: the newest schema version this release knows.
+    """
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            path,
+            f"schema version {found} is newer than {supported}, the newest this xesync knows",
+            "Run the xesync release that wrote it, or point sync.state_dir elsewhere.",
+        )
 
 
 class TransientError(XesyncError):

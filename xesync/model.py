@@ -1,0 +1,217 @@
+"""What xesync knows and remembers: frozen value objects shared by the store, the planner and the engine.
+
+Terminology
+-----------
+
+meeting
+    A calendar item in a room mailbox, identified across mailboxes by its Exchange ``UID`` (Outlook's
+    hex ``GlobalObjectId`` form, ``040000008200E00074C5B7101A82E008…``, or the iCalendar UID of
+    meetings created elsewhere). The organiser's copy and every room's copy share the UID; item ids
+    do not.
+occurrence
+    One instance of a recurring meeting, keyed by its *recurrence id*: the original start of that
+    instance in UTC (EWS ``OriginalStart``, TMS ``RecurrenceIdUTC``). It stays the same when the
+    instance is moved. A single meeting and a series master have no occurrence key (``None``).
+booking
+    The Cisco TMS conference made for a meeting or occurrence: a ``ConferenceId`` and a ``Version``
+    that TMS increments on every save. TMS may renumber conference ids (product.md L12), so a booking
+    is found again by its external key, never by a cached id alone.
+record
+    What xesync **last synced** for one (room key, UID, occurrence): the booking it maps to, the
+    Exchange item's id and changekey, a hash of the mapped fields, and a :class:`BookingStatus`. A
+    record is written only after the action that produced it succeeded.
+changekey
+    Exchange's version stamp of an item (``t:ItemId ChangeKey``). It changes on every save, including
+    saves that change nothing xesync maps (a room's auto-accept, a category), so change is detected
+    with the changekey **and** the content hash: a changekey bump with the same hash plans nothing.
+sync state
+    The opaque string EWS ``SyncFolderItems`` returns to resume from. It is stored in the same
+    transaction as the room's records, and only after a complete pass (ews.md §1.7).
+room key
+    A room mailbox's primary SMTP address as configured (``rooms[].email``). Compared without regard
+    to ASCII case, because SMTP addresses are.
+
+Every datetime here is timezone-aware and normalised to UTC on construction; a naive datetime is a
+``ValueError``. The store writes them as ISO-8601 UTC text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+def as_utc(value: datetime, name: str) -> datetime:
+    """Return ``value`` in UTC; raise ``ValueError`` naming ``name`` if it is naive."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"{name} must be a timezone-aware datetime, got naive {value.isoformat()}"
+        raise ValueError(msg)
+    return value.astimezone(UTC)
+
+
+def _normalise(obj: object, *names: str) -> None:
+    # Frozen dataclasses cannot assign in __post_init__ without object.__setattr__; this is the one
+    # place that does it, so that every stored datetime compares and serialises as UTC.
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None:
+            object.__setattr__(obj, name, as_utc(value, name))
+
+
+class BookingStatus(StrEnum):
+    """Where a record stands with TMS and with the room's calendar."""
+
+    PENDING = "pending"  # decided, not yet saved in TMS (or the save's outcome is not yet known)
+    BOOKED = "booked"  # saved in TMS and accepted in the room
+    DEFECTIVE = "defective"  # saved in TMS as Defective (best-effort mode): booked, but needs attention
+    DECLINED = "declined"  # not bookable (product.md §2 limits, unknown organiser); declined in the room
+    CANCELLED = "cancelled"  # the meeting was cancelled and its booking deleted in TMS
+    FAILED = "failed"  # the last attempt failed; ``last_error`` says why, the next run retries
+
+
+class LicenceVerdict(StrEnum):
+    """What a Cisco Meeting Server check found about the licence a meeting's call ran on."""
+
+    PMP = "pmp"  # the call ran on the organiser's Personal Multiparty Plus licence
+    SMP = "smp"  # the call ran, but consumed a Shared Multiparty licence
+    WRONG_OWNER = "wrong_owner"  # the call ran in a space owned by someone other than the organiser
+    NO_CALL = "no_call"  # no call was found for the meeting's conference in its time window
+    UNKNOWN = "unknown"  # CMS could not tell (API error, call already gone); ``reason`` says why
+
+
+class AuditOutcome(StrEnum):
+    """How a decision in the audit trail ended."""
+
+    APPLIED = "applied"  # the action was carried out
+    PLANNED = "planned"  # dry run: decided and recorded, nothing written to TMS or Exchange
+    SKIPPED = "skipped"  # deliberately nothing to do; ``reason`` says why
+    REFUSED = "refused"  # a safety guard refused the action
+    FAILED = "failed"  # the action was attempted and failed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncRecord:
+    """What was last synced for one meeting or occurrence in one room (see *record* above).
+
+    :param room: the room key.
+    :param uid: the meeting's Exchange UID.
+    :param occurrence: the recurrence id (UTC), or ``None`` for a single meeting or series master.
+    :param conference_id: the TMS ``ConferenceId``, ``None`` until TMS has saved the booking.
+    :param version: the TMS conference ``Version`` last saved or seen.
+    :param item_id: the room copy's Exchange item id.
+    :param change_key: the room copy's changekey when it was last synced.
+    :param content_hash: a hash of the mapped fields, so that a changekey-only bump plans nothing.
+    :param status: where the booking stands.
+    :param organiser: the organiser's e-mail address.
+    :param owner: the TMS username the booking is owned by (the organiser's, or ``None`` if unresolved).
+    :param start: the meeting's start (UTC).
+    :param end: the meeting's end (UTC).
+    :param subject: the subject as booked in TMS.
+    :param last_error: why the last attempt failed, if it did.
+    :param updated_at: when this record was written.
+    """
+
+    room: str
+    uid: str
+    occurrence: datetime | None = None
+    conference_id: int | None = None
+    version: int | None = None
+    item_id: str | None = None
+    change_key: str | None = None
+    content_hash: str
+    status: BookingStatus
+    organiser: str
+    owner: str | None = None
+    start: datetime
+    end: datetime
+    subject: str
+    last_error: str | None = None
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        _normalise(self, "occurrence", "start", "end", "updated_at")
+
+    @property
+    def key(self) -> tuple[str, str, datetime | None]:
+        """The record's identity: ``(room, uid, occurrence)``."""
+        return (self.room, self.uid, self.occurrence)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomSyncState:
+    """A room's EWS sync state, stored with its records in one transaction.
+
+    :param room: the room key.
+    :param sync_state: the opaque ``SyncFolderItems`` state, or ``None`` to force a full sync.
+    :param updated_at: when it was stored.
+    """
+
+    room: str
+    sync_state: str | None
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        _normalise(self, "updated_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LicenceCheck:
+    """One Cisco Meeting Server check of the licence a meeting's call ran on.
+
+    :param room: the room key.
+    :param uid: the meeting's Exchange UID.
+    :param occurrence: the recurrence id (UTC), or ``None``.
+    :param conference_id: the TMS ``ConferenceId`` the call belongs to.
+    :param call_id: the CMS ``/calls/<id>`` the check looked at, if a call was found.
+    :param cospace_id: the CMS ``/coSpaces/<id>`` the call ran in, if known.
+    :param owner_jid: the space owner's JID (``ownerJid``), if known.
+    :param verdict: what the check found.
+    :param reason: a short, loggable explanation of the verdict.
+    :param checked_at: when the check ran.
+    """
+
+    room: str
+    uid: str
+    occurrence: datetime | None = None
+    conference_id: int | None = None
+    call_id: str | None = None
+    cospace_id: str | None = None
+    owner_jid: str | None = None
+    verdict: LicenceVerdict
+    reason: str
+    checked_at: datetime
+
+    def __post_init__(self) -> None:
+        _normalise(self, "occurrence", "checked_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One decision in the audit trail: what was decided, why, when, and how it ended.
+
+    :param at: when the decision was made.
+    :param run_id: the sync run that made it (the ``run_id`` bound in the logs).
+    :param room: the room key, or ``None`` for a decision about no single room.
+    :param uid: the meeting's UID, or ``None`` for a room-level decision (e.g. a mass-cancel guard).
+    :param occurrence: the recurrence id (UTC), or ``None``.
+    :param action: what was decided, in the planner's vocabulary (``create_booking``, ``decline_meeting``).
+    :param outcome: how it ended.
+    :param reason: why, in a few words fit for ``xesync explain``.
+    :param details: further JSON-serialisable facts (conference id, TMS fault code, old/new start).
+    """
+
+    at: datetime
+    run_id: str
+    room: str | None = None
+    uid: str | None = None
+    occurrence: datetime | None = None
+    action: str
+    outcome: AuditOutcome
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _normalise(self, "at", "occurrence")
