@@ -1,0 +1,518 @@
+"""A throwaway OpenLDAP ``slapd`` on a loopback port: the lab's real directory.
+
+``xesync lab serve`` and the LDAP tests run it (STYLE.md §10, "Real slapd"). Each instance lives in its
+own temporary directory with an old-style ``slapd.conf``, runs in the foreground as a child of this
+process, and is stopped by its own PID. It runs with ``-d none`` rather than ``-d 0``: both keep slapd
+in the foreground, but only ``none`` (uncategorised messages) prints why a start failed, e.g. a config
+error or a port in use, and it stays silent while serving.
+
+The database is ``mdb`` with the ``memberof`` overlay (so entries carry ``memberOf`` as OpenLDAP
+really serves it: operational, direct groups only) and ``refint``. The LDIF is loaded over the wire
+with ldap3 adds, so the overlay sees every add; groups are added after their members.
+
+The service account (``bind_dn``) is the database's ``rootdn``: it may read (and, for tests that
+change the directory mid-run, write) everything. Other authenticated users may read; anonymous
+clients may only bind. With ``ldaps=True`` the server also listens on ``ldaps://`` and offers
+StartTLS, with a self-signed certificate for ``127.0.0.1``/``localhost`` made by the ``openssl`` CLI;
+:attr:`SlapdServer.ca_file` is that certificate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import ldap3
+import structlog
+from ldap3.core.exceptions import LDAPException
+
+from xesync import events
+from xesync.lab.http import check_loopback
+from xesync.ldif import OPERATIONAL, LdifEntry, normalise_dn, read_ldif
+
+log = structlog.get_logger(__name__)
+
+DATA = Path(__file__).parent / "data"
+AD_SCHEMA = DATA / "xesync-ad.schema"
+SLAPD_CANDIDATES = (Path("/usr/sbin/slapd"), Path("/usr/libexec/slapd"), Path("/usr/local/libexec/slapd"))
+SCHEMA_DIRS = (Path("/etc/ldap/schema"), Path("/etc/openldap/schema"), Path("/usr/local/etc/openldap/schema"))
+MODULE_DIRS = (
+    Path("/usr/lib/ldap"),
+    Path("/usr/lib64/openldap"),
+    Path("/usr/lib/openldap"),
+    Path("/usr/libexec/openldap"),
+    Path("/usr/local/libexec/openldap"),
+)
+
+_STOP_WAIT = 5.0
+_PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+_PORT_ATTEMPTS = 3
+
+
+class SlapdError(RuntimeError):
+    """slapd could not be found, configured, started or loaded; the message carries its stderr."""
+
+
+def find_slapd() -> Path | None:
+    """The ``slapd`` binary, or ``None`` when OpenLDAP is not installed."""
+    on_path = shutil.which("slapd")
+    if on_path:
+        return Path(on_path)
+    return next((p for p in SLAPD_CANDIDATES if p.is_file()), None)
+
+
+class SlapdServer:
+    """A running ``slapd`` serving one LDIF under ``base_dn``; a context manager.
+
+    :param ldif: the entries to load (content records; ``memberOf``/``entryUUID`` are computed).
+    :param base_dn: the database suffix; the LDIF's top entry.
+    :param bind_dn: the service account, made the database's ``rootdn`` (so it must be under ``base_dn``).
+    :param password: its password.
+    :param host: a loopback address to listen on.
+    :param port: the ``ldap://`` port; 0 picks a free one.
+    :param ldaps: also listen on ``ldaps://`` (another free port) and offer StartTLS.
+    :param start_timeout: how long to wait, in seconds, for slapd to accept a bind.
+    :param slapd: the binary (default: found on ``PATH`` or in the usual places).
+    """
+
+    def __init__(
+        self,
+        ldif: Path,
+        base_dn: str,
+        bind_dn: str,
+        password: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ldaps: bool = False,
+        start_timeout: float = 10.0,
+        slapd: Path | None = None,
+    ) -> None:
+        self.ldif = ldif
+        self._base_dn = base_dn
+        self._bind_dn = bind_dn
+        self._password = password
+        self.host = check_loopback(host)
+        self._requested_port = port
+        self.ldaps = ldaps
+        self.start_timeout = start_timeout
+        self._slapd = slapd
+        self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+        self._port = 0
+        self._ldaps_port = 0
+
+    # ---------------------------------------------------------------------------------- properties
+
+    @property
+    def url(self) -> str:
+        """``ldap://127.0.0.1:PORT`` (StartTLS is offered there too when ``ldaps=True``)."""
+        self._require_running()
+        return f"ldap://{self.host}:{self._port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        """``ldaps://127.0.0.1:PORT``; only with ``ldaps=True``."""
+        self._require_running()
+        if not self.ldaps:
+            raise SlapdError("this slapd was started without ldaps=True")
+        return f"ldaps://{self.host}:{self._ldaps_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate (PEM) that verifies the TLS listener; only with ``ldaps=True``."""
+        self._require_running()
+        if not self.ldaps or self._workdir is None:
+            raise SlapdError("this slapd was started without ldaps=True")
+        return self._workdir / "tls" / "cert.pem"
+
+    @property
+    def port(self) -> int:
+        """The ``ldap://`` port."""
+        self._require_running()
+        return self._port
+
+    @property
+    def bind_dn(self) -> str:
+        """The service account's DN (the ``rootdn``)."""
+        return self._bind_dn
+
+    @property
+    def password(self) -> str:
+        """The service account's password."""
+        return self._password
+
+    @property
+    def base_dn(self) -> str:
+        """The database suffix."""
+        return self._base_dn
+
+    @property
+    def pid(self) -> int | None:
+        """slapd's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Whether slapd was started and has not exited."""
+        return self._process is not None and self._process.poll() is None
+
+    # ---------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> Self:
+        """Configure, start and load slapd; on any failure, clean up and raise :class:`SlapdError`."""
+        if self._process is not None:
+            raise SlapdError("slapd is already running")
+        binary = self._slapd or find_slapd()
+        if binary is None:
+            raise SlapdError("slapd is not installed: apt-get install slapd ldap-utils (or run `make test`)")
+        bind, base = normalise_dn(self._bind_dn), normalise_dn(self._base_dn)
+        if bind != base and not bind.endswith("," + base):
+            raise SlapdError(
+                f"bind_dn {self._bind_dn!r} must be under base_dn {self._base_dn!r} (it is the rootdn)"
+            )
+        entries = read_ldif(self.ldif)
+        self._workdir = Path(tempfile.mkdtemp(prefix="xesync-slapd-"))
+        try:
+            self._start(binary, entries)
+        except BaseException:
+            self.stop()
+            raise
+        log.info(events.LAB_STARTED, service="slapd", url=self.url, pid=self.pid, entries=len(entries))
+        return self
+
+    def _start(self, binary: Path, entries: list[LdifEntry]) -> None:
+        workdir = self._require_workdir()
+        (workdir / "db").mkdir(mode=0o700)
+        if self.ldaps:
+            _make_certificate(workdir / "tls", self.host)
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            self._port = self._requested_port or _free_port(self.host)
+            self._ldaps_port = _free_port(self.host) if self.ldaps else 0
+            conf = workdir / "slapd.conf"
+            conf.write_text(self._config(workdir), encoding="utf-8")
+            conf.chmod(0o600)
+            try:
+                self._spawn(binary, conf, workdir / "slapd.log")
+                break
+            except SlapdError:
+                # Another process may have taken the free port between the probe and slapd's bind.
+                if self._requested_port or attempt == _PORT_ATTEMPTS or not self._port_lost(workdir):
+                    raise
+        self._load(entries)
+
+    def _spawn(self, binary: Path, conf: Path, log_path: Path) -> None:
+        urls = f"ldap://{self.host}:{self._port}/"
+        if self.ldaps:
+            urls += f" ldaps://{self.host}:{self._ldaps_port}/"
+        with log_path.open("wb") as log_file:
+            try:
+                self._process = subprocess.Popen(
+                    [str(binary), "-f", str(conf), "-h", urls, "-d", "none"],  # see the module docstring
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=conf.parent,
+                    preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl(2) runs in the child
+                )
+            except OSError as exc:
+                raise SlapdError(f"cannot run {binary}: {exc}") from None
+        deadline = time.monotonic() + self.start_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            status = self._process.poll()
+            if status is not None:
+                self._process = None
+                raise SlapdError(f"slapd exited at start (status {status}):\n{_tail(log_path)}")
+            try:
+                # A short timeout: whatever answers on the port may not be this slapd.
+                self.connection(timeout=1).unbind()
+                return
+            except LDAPException as exc:
+                last = exc
+                time.sleep(0.05)
+        output = _tail(log_path)
+        self._kill()
+        raise SlapdError(f"slapd did not accept a bind within {self.start_timeout:.0f}s ({last}):\n{output}")
+
+    def _port_lost(self, workdir: Path) -> bool:
+        text = _tail(workdir / "slapd.log")
+        return "Address already in use" in text or "bind(" in text
+
+    def stop(self) -> None:
+        """Stop slapd by its PID (SIGTERM, then SIGKILL) and remove its directory; idempotent."""
+        was_running = self._process is not None
+        self._kill()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        if was_running:
+            log.info(events.LAB_STOPPED, service="slapd")
+
+    def _kill(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=_STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=_STOP_WAIT)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------------------------- use
+
+    def connection(self, timeout: int = 10) -> ldap3.Connection:
+        """A new connection bound as the service account (the caller unbinds it).
+
+        :param timeout: seconds to wait for the TCP connect and for each answer.
+        """
+        server = ldap3.Server(self.host, port=self._port, get_info=ldap3.NONE, connect_timeout=timeout)
+        conn = ldap3.Connection(
+            server,
+            user=self._bind_dn,
+            password=self._password,
+            receive_timeout=timeout,
+            raise_exceptions=True,
+        )
+        try:
+            conn.open()
+            conn.bind()
+        except LDAPException:
+            # ldap3 leaves the socket of a failed open or bind to the garbage collector.
+            with contextlib.suppress(LDAPException, OSError):
+                conn.unbind()
+            if conn.socket is not None:
+                conn.socket.close()
+            raise
+        return conn
+
+    def _load(self, entries: list[LdifEntry]) -> None:
+        """Add the entries over the wire: parents first, then groups after their member groups."""
+        conn = self.connection()
+        try:
+            plain, groups, touches = _load_order(entries)
+            for entry in [*plain, *groups]:
+                try:
+                    conn.add(entry.dn, attributes=_wire_attributes(entry))
+                except LDAPException as exc:
+                    raise SlapdError(f"{self.ldif}: adding {entry.dn!r} failed: {exc}") from None
+            # A group in a cycle was added before a group it contains; re-adding those members lets
+            # the memberof overlay mark them now that they exist.
+            for dn, members in touches:
+                changes: dict[str, Any] = {
+                    "member": [(ldap3.MODIFY_DELETE, members), (ldap3.MODIFY_ADD, members)]
+                }
+                try:
+                    conn.modify(dn, changes)
+                except LDAPException as exc:
+                    raise SlapdError(f"{self.ldif}: completing group {dn!r} failed: {exc}") from None
+        finally:
+            conn.unbind()
+
+    # ---------------------------------------------------------------------------------- config
+
+    def _config(self, workdir: Path) -> str:
+        schema_dir = _first_dir(SCHEMA_DIRS, "core.schema")
+        if schema_dir is None:
+            raise SlapdError(
+                f"no OpenLDAP schema directory found (looked in {', '.join(map(str, SCHEMA_DIRS))})"
+            )
+        module_dir = _first_dir(MODULE_DIRS, "back_mdb.la") or _first_dir(MODULE_DIRS, "back_mdb.so")
+        # refint is optional: without it, deleting a user leaves a dangling member value, which the
+        # resolver tolerates.
+        refint = module_dir is None or any((module_dir / f"refint{ext}").exists() for ext in (".la", ".so"))
+        lines = [
+            "# Written by xesync.lab.slapd for one throwaway instance.",
+            *(
+                f'include "{schema_dir / name}"'
+                for name in ("core.schema", "cosine.schema", "inetorgperson.schema")
+            ),
+            f'include "{AD_SCHEMA}"',
+            f'pidfile "{workdir / "slapd.pid"}"',
+            f'argsfile "{workdir / "slapd.args"}"',
+        ]
+        if module_dir is not None:  # else the backends and overlays are built in
+            lines += [f'modulepath "{module_dir}"', "moduleload back_mdb", "moduleload memberof"]
+            if refint:
+                lines.append("moduleload refint")
+        if self.ldaps:
+            lines += [
+                f'TLSCertificateFile "{workdir / "tls" / "cert.pem"}"',
+                f'TLSCertificateKeyFile "{workdir / "tls" / "key.pem"}"',
+            ]
+        lines += [
+            "",
+            "database mdb",
+            f'suffix "{self._base_dn}"',
+            f'rootdn "{self._bind_dn}"',
+            # The config file is mode 0600 inside a private temporary directory.
+            f"rootpw {self._password}",
+            f'directory "{workdir / "db"}"',
+            "maxsize 67108864",
+            "index objectClass eq",
+            "index mail,uid,member eq",
+            "overlay memberof",
+            "memberof-group-oc groupOfNames",
+            "memberof-member-ad member",
+            "memberof-memberof-ad memberOf",
+            "memberof-refint TRUE",
+        ]
+        if refint:
+            lines += ["overlay refint", "refint_attributes member"]
+        lines += [
+            "access to attrs=userPassword by self write by anonymous auth by * none",
+            "access to * by users read by * none",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _require_running(self) -> None:
+        if self._process is None:
+            raise SlapdError("slapd is not running; call start() or use it as a context manager")
+
+    def _require_workdir(self) -> Path:
+        if self._workdir is None:
+            raise SlapdError("slapd has no working directory")
+        return self._workdir
+
+
+# -------------------------------------------------------------------------------------- helpers
+
+
+def _load_order(
+    entries: list[LdifEntry],
+) -> tuple[list[LdifEntry], list[LdifEntry], list[tuple[str, list[str]]]]:
+    """Entries without ``member`` (parents first), groups (member groups first), and cycle repairs."""
+    depth = {id(e): len(normalise_dn(e.dn).split(",")) for e in entries}
+    plain = sorted((e for e in entries if not e.values("member")), key=lambda e: depth[id(e)])
+    pending = sorted((e for e in entries if e.values("member")), key=lambda e: depth[id(e)])
+    group_keys = {normalise_dn(e.dn) for e in pending}
+    added: set[str] = set()
+    ordered: list[LdifEntry] = []
+    touches: list[tuple[str, list[str]]] = []
+    while pending:
+        ready = next(
+            (
+                g
+                for g in pending
+                if all(
+                    normalise_dn(m) in added or normalise_dn(m) not in group_keys for m in g.text("member")
+                )
+            ),
+            pending[0],  # a cycle: add one group now and repair its later members afterwards
+        )
+        late = [m for m in ready.text("member") if normalise_dn(m) in group_keys - added]
+        if late:
+            touches.append((ready.dn, late))
+        pending.remove(ready)
+        added.add(normalise_dn(ready.dn))
+        ordered.append(ready)
+    return plain, ordered, touches
+
+
+def _wire_attributes(entry: LdifEntry) -> dict[str, list[bytes | str]]:
+    out: dict[str, list[bytes | str]] = {}
+    for name, values in entry.attributes.items():
+        if name.lower() in OPERATIONAL:
+            continue
+        # Text goes as text, so that ldap3 encodes it the way slapd's syntax checks expect.
+        decoded: list[bytes | str] = []
+        for raw in values:
+            try:
+                decoded.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                decoded.append(raw)
+        out[name] = decoded
+    return out
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook that has Linux SIGTERM slapd when this process dies, even by SIGKILL.
+
+    Without it, a lab killed with SIGKILL (a test's teardown, the OOM killer) leaves slapd running
+    forever. The kernel sends the signal when the *thread* that started slapd ends, so start it from
+    a thread that lives as long as the lab (``Lab`` starts it from the caller's thread).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return hook
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _first_dir(candidates: tuple[Path, ...], marker: str) -> Path | None:
+    return next((d for d in candidates if (d / marker).exists()), None)
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    with contextlib.suppress(OSError):
+        return path.read_text(encoding="utf-8", errors="replace")[-limit:].strip() or "(no output)"
+    return "(no output)"
+
+
+def _make_certificate(directory: Path, host: str) -> None:
+    """A self-signed certificate for ``host`` and ``localhost`` with the ``openssl`` CLI."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise SlapdError("ldaps=True needs the openssl command: apt-get install openssl")
+    directory.mkdir(mode=0o700)
+    argv = [
+        openssl,
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={host}",
+        "-addext",
+        f"subjectAltName=IP:{host},DNS:localhost",
+        "-keyout",
+        str(directory / "key.pem"),
+        "-out",
+        str(directory / "cert.pem"),
+    ]
+    result = subprocess.run(argv, capture_output=True, check=False, timeout=30)
+    if result.returncode != 0:
+        raise SlapdError(f"openssl could not make a certificate: {result.stderr.decode(errors='replace')}")
