@@ -208,6 +208,12 @@ def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
         server_version = "xesync-lab"
         sys_version = ""
 
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body leave in separate writes; without TCP_NODELAY, Nagle plus the client's
+            # delayed ACK holds every keep-alive response with a body for ~40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("lab.http", service=server.service.name, line=format % args)
 
