@@ -1,0 +1,382 @@
+"""Booking rules: save (upsert), save one instance, delete, end (tms-booking-api.md §7, §11).
+
+Every rule raises :class:`TmsFault` with the documented code, or the knob's code where the spec marks
+the code [unconfirmed]. The caller holds the store's lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from xesync.lab.tms.model import Booking, ConferenceInput, Occurrence, TmsUser
+from xesync.lab.tms.recurrence import Pattern, PatternException, RecurrenceError
+from xesync.lab.tms.soap import Code, TmsFault
+from xesync.lab.tms.store import TmsStore
+from xesync.lab.tms.values import default_title, fmt_time
+
+STRICT = "Strict"
+BEST_EFFORT = "BestEffortForced"
+
+
+def save(store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now: datetime) -> Booking:
+    """``SaveConference(WithMode)``: upsert by external key, then by ``ConferenceId`` (§7.1)."""
+    existing = _existing(store, inp)
+    if existing is not None:
+        _check_version(store, existing, inp.version)
+        if existing.deleted:
+            raise TmsFault(Code.MEETINGISDELETED, "The conference is deleted.")
+        if all(store_end(o) <= now for o in existing.live()):
+            raise TmsFault(Code.CANNOTBOOKINTHEPAST, "Conferences in the past cannot be changed.")
+    first_occ = existing.occurrences[0] if existing and existing.occurrences else None
+    start = inp.start or (first_occ.recurrence_id or first_occ.start if first_occ else None)
+    end = inp.end or (first_occ.end if first_occ else None)
+    if start is None or end is None:
+        raise TmsFault(store.knobs.code("invalid_request"), "StartTimeUTC and EndTimeUTC are required.")
+    if end <= start:
+        raise TmsFault(store.knobs.code("invalid_request"), "The end time must be after the start time.")
+    pattern = inp.pattern if inp.pattern is not None or existing is None else existing.pattern
+    starts = _expand(store, pattern, start)
+    duration = end - start
+    if starts[-1] + duration <= now:
+        raise TmsFault(Code.CANNOTBOOKINTHEPAST, "The conference ends in the past.")
+    if existing is not None and not existing.recurrent and pattern is None:
+        occ = existing.occurrences[0]
+        if existing.status(occ, now) == "Ongoing" and start != occ.start:
+            raise TmsFault(Code.MEETINGACTIVE, "The start time of an ongoing conference cannot change.")
+    participants = (
+        inp.participants if inp.participants is not None else (existing.participants if existing else [])
+    )
+    # ASMX leniency (§5, CAP): a participant without ParticipantId (0) still booked; it names no system.
+    participants = [p for p in participants if not (p.is_system and p.participant_id == 0)]
+    _check_systems(store, [p.participant_id for p in participants if p.is_system])
+    owner = _owner(store, inp, caller, existing)
+    occurrences = _occurrences(store, existing, pattern=pattern, starts=starts, duration=duration, now=now)
+    _check_window(store, [o for o in occurrences if not o.deleted and o.ended_at is None], now)
+    systems = [p.participant_id for p in participants if p.is_system]
+    conflict = _conflict(store, existing, systems=systems, occurrences=occurrences, now=now)
+    if conflict and mode != BEST_EFFORT:
+        raise TmsFault(Code.SYSTEM_ALREADY_BOOKED, conflict)
+    booking = existing or Booking(
+        booking_id=occurrences[0].conference_id if pattern is None else store.next_conference_id(),
+        title="",
+        owner_id=owner.user_id,
+        created_by=caller.user_id,
+        numeric_id=store.next_numeric_id(),
+        password=inp.password or store.new_password(),
+        version=0,
+    )
+    booking.title = inp.title if inp.title is not None else booking.title or default_title(start)
+    booking.owner_id = owner.user_id
+    booking.enums.update(inp.enums)
+    booking.texts.update(inp.texts)
+    if inp.password:
+        booking.password = inp.password
+    if inp.isdn_restrict is not None:
+        booking.isdn_restrict = inp.isdn_restrict
+    booking.external_source_id = inp.external_source_id or booking.external_source_id
+    booking.external_primary_key = inp.external_primary_key or booking.external_primary_key
+    booking.participants = list(participants)
+    booking.pattern = pattern
+    booking.occurrences = occurrences
+    booking.defective = bool(conflict)
+    booking.version = store.next_version()
+    store.register(booking)
+    store.record(booking, "Updated" if existing else "New", caller)
+    return booking
+
+
+def save_instance(
+    store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now: datetime
+) -> tuple[Booking, Occurrence]:
+    """``SaveConferenceRecInstance(WithMode)``: change one occurrence of a series."""
+    booking, occ = _instance(store, inp)
+    _check_version(store, booking, inp.version)
+    if booking.deleted or occ.deleted:
+        raise TmsFault(Code.MEETINGISDELETED, "The conference is deleted.")
+    status = booking.status(occ, now)
+    if status == "Finished":
+        raise TmsFault(Code.CANNOTBOOKINTHEPAST, "Conferences in the past cannot be changed.")
+    start, end = inp.start or occ.start, inp.end or occ.end
+    if end <= start:
+        raise TmsFault(store.knobs.code("invalid_request"), "The end time must be after the start time.")
+    if end <= now:
+        raise TmsFault(Code.CANNOTBOOKINTHEPAST, "The conference ends in the past.")
+    if status == "Ongoing" and start != occ.start:
+        raise TmsFault(Code.MEETINGACTIVE, "The start time of an ongoing conference cannot change.")
+    candidate = Occurrence(
+        conference_id=occ.conference_id, start=start, end=end, recurrence_id=occ.recurrence_id
+    )
+    _check_window(store, [candidate], now)
+    conflict = _conflict(
+        store, booking, systems=booking.systems(), occurrences=[candidate], now=now, only=occ
+    )
+    if conflict and mode != BEST_EFFORT:
+        raise TmsFault(Code.SYSTEM_ALREADY_BOOKED, conflict)
+    occ.start, occ.end, occ.modified = start, end, True
+    if inp.title is not None:
+        occ.title = inp.title
+    if booking.pattern is not None and occ.recurrence_id is not None:
+        rid = occ.recurrence_id
+        booking.pattern.exceptions = [e for e in booking.pattern.exceptions if e.recurrence_id != rid]
+        booking.pattern.exceptions.append(
+            PatternException(kind="MODIFY", recurrence_id=rid, start=start, end=end, title=occ.title)
+        )
+    booking.defective = booking.defective or bool(conflict)
+    booking.version = store.next_version()
+    store.record(booking, "Updated", caller, occ.conference_id)
+    return booking, occ
+
+
+def delete(store: TmsStore, conference_id: int, caller: TmsUser, now: datetime) -> Booking:
+    """``DeleteConferenceById``: the whole series when recurrent (§7.6); an ongoing sitting ends."""
+    booking, _ = store.find(conference_id)
+    return delete_booking(store, booking, caller, now)
+
+
+def delete_booking(store: TmsStore, booking: Booking, caller: TmsUser, now: datetime) -> Booking:
+    """Delete a booking; past conferences cannot be deleted (§11)."""
+    if booking.deleted:
+        raise TmsFault(Code.MEETINGISDELETED, "The conference is already deleted.")
+    if all(store_end(o) <= now for o in booking.live()):
+        raise TmsFault(Code.CANNOTBOOKINTHEPAST, "Conferences in the past cannot be deleted.")
+    for occ in booking.live():
+        if booking.status(occ, now) == "Ongoing":
+            occ.ended_at = now
+    booking.deleted = True
+    booking.version = store.next_version()
+    store.record(booking, "Deleted", caller)
+    return booking
+
+
+def delete_instance(store: TmsStore, conference_id: int, caller: TmsUser, now: datetime) -> Booking:
+    """``DeleteConferenceRecInstanceById``: one occurrence (a single meeting: the meeting)."""
+    booking, occ = store.find(conference_id)
+    if occ is None or not booking.recurrent:
+        return delete_booking(store, booking, caller, now)
+    return delete_occurrence(store, booking, occ, caller, now)
+
+
+def delete_occurrence(
+    store: TmsStore, booking: Booking, occ: Occurrence, caller: TmsUser, now: datetime
+) -> Booking:
+    """Remove one sitting of a series, recording a ``DELETE`` exception."""
+    if booking.deleted or occ.deleted:
+        raise TmsFault(Code.MEETINGISDELETED, "The conference is already deleted.")
+    status = booking.status(occ, now)
+    if status == "Finished":
+        raise TmsFault(Code.CANNOTBOOKINTHEPAST, "Conferences in the past cannot be deleted.")
+    if status == "Ongoing":
+        occ.ended_at = now
+    else:
+        occ.deleted = True
+    if booking.pattern is not None and occ.recurrence_id is not None:
+        rid = occ.recurrence_id
+        booking.pattern.exceptions = [e for e in booking.pattern.exceptions if e.recurrence_id != rid]
+        booking.pattern.exceptions.append(PatternException(kind="DELETE", recurrence_id=rid))
+    booking.version = store.next_version()
+    store.record(booking, "Deleted", caller, occ.conference_id)
+    return booking
+
+
+def end(store: TmsStore, conference_id: int, caller: TmsUser, now: datetime) -> Booking:
+    """``EndConferenceById``: Finished with end = now, only while ongoing (§7.6)."""
+    booking, occ = store.find(conference_id)
+    if occ is None:
+        occ = next((o for o in booking.live() if booking.status(o, now) == "Ongoing"), None)
+    if booking.deleted or (occ is not None and occ.deleted):
+        raise TmsFault(Code.MEETINGISDELETED, "The conference is deleted.")
+    if occ is None or booking.status(occ, now) != "Ongoing":
+        raise TmsFault(Code.MEETINGNOTACTIVE, "The conference is not active.")
+    occ.ended_at = now
+    booking.version = store.next_version()
+    store.record(booking, "Updated", caller, occ.conference_id)
+    return booking
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def store_end(occ: Occurrence) -> datetime:
+    """When an occurrence ends (or ended)."""
+    return occ.effective_end
+
+
+def _existing(store: TmsStore, inp: ConferenceInput) -> Booking | None:
+    found = store.find_external(inp.external_source_id, inp.external_primary_key)
+    if found is not None:
+        return found
+    if inp.conference_id > 0:
+        booking, _ = store.find(inp.conference_id)
+        return booking
+    return None
+
+
+def _instance(store: TmsStore, inp: ConferenceInput) -> tuple[Booking, Occurrence]:
+    booking = store.find_external(inp.external_source_id, inp.external_primary_key)
+    if booking is not None and inp.recurrence_instance_id is not None:
+        occ = next((o for o in booking.occurrences if o.recurrence_id == inp.recurrence_instance_id), None)
+        if occ is None:
+            raise TmsFault(Code.INSTANCE_NOT_FOUND_WITHIN_PATTERN, "The occurrence is not in the series.")
+        return booking, occ
+    booking, maybe = store.find(inp.conference_id)
+    if maybe is None:
+        raise TmsFault(
+            Code.INSTANCE_NOT_FOUND_WITHIN_PATTERN, "ConferenceId names a series, not an occurrence."
+        )
+    return booking, maybe
+
+
+def _check_version(store: TmsStore, booking: Booking, version: int | None) -> None:
+    # spec: tms-booking-api.md §7.3: the fault code for a stale Version is [unconfirmed] (a knob).
+    if version is None or version == 0:
+        if store.knobs.version_required:
+            raise TmsFault(store.knobs.code("stale_version"), "The conference Version is required.")
+        return
+    if version != booking.version:
+        raise TmsFault(
+            store.knobs.code("stale_version"),
+            f"The conference has been modified (Version {version} is out of date); read it again.",
+        )
+
+
+def _expand(store: TmsStore, pattern: Pattern | None, start: datetime) -> list[datetime]:
+    if pattern is None:
+        return [start]
+    try:
+        starts = pattern.starts(start)
+    except RecurrenceError as exc:
+        code = {
+            "never_ending": Code.NEVER_ENDING_RECURRENCE_NOT_SUPPORTED,
+            "too_many": store.knobs.code("too_many_occurrences"),
+            "unsupported": store.knobs.code("yearly_recurrence"),
+        }.get(exc.kind, store.knobs.code("invalid_request"))
+        raise TmsFault(code, str(exc)) from None
+    if not starts:
+        raise TmsFault(store.knobs.code("invalid_request"), "The recurrence pattern has no occurrences.")
+    return starts
+
+
+def _occurrences(
+    store: TmsStore,
+    existing: Booking | None,
+    *,
+    pattern: Pattern | None,
+    starts: list[datetime],
+    duration: timedelta,
+    now: datetime,
+) -> list[Occurrence]:
+    old = {o.recurrence_id or o.start: o for o in existing.occurrences} if existing else {}
+    single_old = (
+        existing.occurrences[0] if existing and not existing.recurrent and existing.occurrences else None
+    )
+    out: list[Occurrence] = []
+    for start in starts:
+        rid = start if pattern is not None else None
+        prior = old.get(start) if pattern is not None else single_old
+        if prior is not None and pattern is not None and existing is not None and not existing.recurrent:
+            prior = None  # a single meeting turned series: its id stays the series' id
+        occ = Occurrence(
+            conference_id=prior.conference_id if prior else store.next_conference_id(),
+            start=start,
+            end=start + duration,
+            recurrence_id=rid,
+        )
+        if prior is not None:
+            occ.cms, occ.ended_at = prior.cms, prior.ended_at
+        out.append(occ)
+    exceptions = pattern.exceptions if pattern is not None else []
+    for exc in exceptions:
+        target = next((o for o in out if o.recurrence_id == exc.recurrence_id), None)
+        if exc.kind == "DELETE" and target is not None:
+            target.deleted = True
+        elif exc.kind == "MODIFY" and target is not None:
+            target.start = exc.start or target.start
+            target.end = exc.end or target.end
+            target.title, target.modified = exc.title, True
+        elif exc.kind == "ADD" and exc.start is not None:
+            out.append(
+                Occurrence(
+                    conference_id=store.next_conference_id(),
+                    start=exc.start,
+                    end=exc.end or exc.start + duration,
+                    recurrence_id=exc.recurrence_id,
+                    title=exc.title,
+                    modified=True,
+                )
+            )
+    # Sittings that already happened stay as they were (§11: past ones are left alone).
+    kept = {o.conference_id for o in out}
+    if existing is not None and pattern is not None:
+        out.extend(o for o in existing.occurrences if o.conference_id not in kept and o.effective_end <= now)
+    out.sort(key=lambda o: o.start)
+    return out
+
+
+def _check_systems(store: TmsStore, system_ids: list[int]) -> None:
+    for system_id in system_ids:
+        system = store.systems.get(system_id)
+        if system is None:
+            raise TmsFault(Code.SYSTEMNOTFOUND, f"System {system_id} does not exist.")
+        if not system.allow_bookings:
+            raise TmsFault(
+                Code.SYSTEM_NOT_ALLOWED_IN_BOOKING, f"System {system.name} does not allow bookings."
+            )
+
+
+def _check_window(store: TmsStore, occurrences: list[Occurrence], now: datetime) -> None:
+    limit = now + timedelta(days=store.knobs.booking_window_days)
+    for occ in occurrences:
+        if occ.start > limit:
+            raise TmsFault(
+                Code.START_TIME_AFTER_MAX_NUMBER_OF_DAYS_IN_FUTURE,
+                f"The start time {fmt_time(occ.start)} is after the booking window "
+                f"({store.knobs.booking_window_days} days).",
+            )
+
+
+def _owner(store: TmsStore, inp: ConferenceInput, caller: TmsUser, existing: Booking | None) -> TmsUser:
+    named = inp.owner_username or inp.owner_email or (inp.owner_id is not None and inp.owner_id > 0)
+    if not named and existing is not None:
+        return store.users.get(existing.owner_id, caller)
+    return store.resolve_owner(
+        owner_id=inp.owner_id,
+        username=inp.owner_username,
+        email=inp.owner_email,
+        first_name=inp.owner_first_name,
+        last_name=inp.owner_last_name,
+        caller=caller,
+    )
+
+
+def _conflict(
+    store: TmsStore,
+    booking: Booking | None,
+    *,
+    systems: list[int],
+    occurrences: list[Occurrence],
+    now: datetime,
+    only: Occurrence | None = None,
+) -> str | None:
+    """A reason when a system is already booked in one of the occurrences' slots, across all series."""
+    wanted = set(systems)
+    for occ in occurrences:
+        if occ.deleted or occ.effective_end <= now:
+            continue
+        for other in store.bookings.values():
+            if other.deleted or other.defective or not wanted & set(other.systems()):
+                continue
+            for sitting in other.live():
+                if other is booking and (
+                    only is None or sitting is only or sitting.conference_id == occ.conference_id
+                ):
+                    continue
+                if sitting.ended_at is not None or sitting.effective_end <= now:
+                    continue
+                if sitting.start < occ.end and occ.start < sitting.effective_end:
+                    clash = sorted(wanted & set(other.systems()))
+                    names = ", ".join(store.systems[s].name for s in clash if s in store.systems)
+                    return (
+                        f"System {names} is already booked from {fmt_time(sitting.start)} to "
+                        f"{fmt_time(sitting.end)} (conference {sitting.conference_id})."
+                    )
+    return None
