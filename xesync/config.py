@@ -31,6 +31,7 @@ ENV_VAR = "XESYNC_CONFIG"
 T = TypeVar("T")
 
 _registered_secrets: set[str] = set()
+MIN_REDACTED_LENGTH = 4
 
 
 def registered_secrets() -> frozenset[str]:
@@ -46,7 +47,8 @@ class Secret:
     def __init__(self, value: str, source: str = "inline") -> None:
         self._value = value
         self._source = source
-        if value:
+        # Values this short would mask ordinary words in every log line; keys still mask them.
+        if len(value) >= MIN_REDACTED_LENGTH:
             _registered_secrets.add(value)
 
     def reveal(self) -> str:

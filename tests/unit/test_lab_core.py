@@ -111,6 +111,9 @@ def test_cms_faults_match_path_prefixes():
     fault = Fault(service="cms", kind="latency", operation="/api/v1/coSpaces", params={"ms": 1})
     assert fault.matches("cms", "/api/v1/cospaces/abc")
     assert not fault.matches("cms", "/api/v1/calls")
+    assert fault.matches("cms", "/coSpaces/abc")
+    bare = Fault(service="cms", kind="latency", operation="/calls", params={"ms": 1})
+    assert bare.matches("cms", "/api/v1/calls/1/callLegs")
 
 
 @pytest.mark.parametrize(

@@ -41,8 +41,9 @@ class Fault:
         if self.operation is None:
             return True
         if service == "cms":
-            # CMS faults match a path prefix, case-insensitively, as CMS paths are.
-            return operation.lower().startswith(self.operation.lower())
+            # CMS faults match a path prefix, case-insensitively as CMS paths are, written with or
+            # without the /api/v1 root.
+            return _cms_path(operation).startswith(_cms_path(self.operation))
         return operation.lower() == self.operation.lower()
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +54,11 @@ class Fault:
         if self.count is not None:
             out["count"] = self.count
         return out
+
+
+def _cms_path(path: str) -> str:
+    path = path.lower()
+    return path.removeprefix("/api/v1") if path.startswith("/api/v1/") else path
 
 
 def parse_fault(spec: Mapping[str, Any], kinds: Mapping[str, frozenset[str]]) -> Fault:

@@ -1,0 +1,139 @@
+"""`xesync lab serve` as admins and the demo use it: one JSON line, a control API, a clean stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import requests
+
+from xesync import config
+from xesync.lab import Lab
+
+
+@contextlib.contextmanager
+def lab_process(args, log_path: Path):
+    """Run `xesync lab serve ARGS`, stderr to a file, and always reap it and close its pipes."""
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            [sys.executable, "-m", "xesync", "lab", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ) as proc,
+    ):
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real `xesync lab serve` process with --write-config."""
+    out = tmp_path_factory.mktemp("lab")
+    with lab_process(["--write-config", str(out / "xesync.toml")], out / "stderr.log") as proc:
+        line = proc.stdout.readline()
+        assert line, (out / "stderr.log").read_text()
+        yield proc, json.loads(line), out
+
+
+def test_prints_exactly_one_json_line_with_the_contract_fields(served):
+    """The line names every simulator's endpoint and the seeded fixture's credentials."""
+    _, info, _ = served
+    assert set(info) >= {"ews", "tms", "cms", "ldap", "control"}
+    assert info["ews"]["url"].startswith("http://127.0.0.1:")
+    assert info["ews"]["url"].endswith("/EWS/Exchange.asmx")
+    assert info["ews"]["service_account"]["username"] == "svc-xesync@lab.example"
+    assert len(info["ews"]["rooms"]) >= 3
+    assert all("tms_system_id" in room for room in info["ews"]["rooms"])
+    users = info["ews"]["users"]
+    assert sum(u["pmp"] for u in users) >= 2
+    assert any(not u["in_directory"] for u in users)
+    assert info["tms"]["url"].lower().endswith("/tms/external/booking/bookingservice.asmx")
+    assert info["cms"]["url"].endswith("/api/v1")
+    assert info["ldap"]["pmp_group_dn"].startswith("cn=cms-pmp")
+
+
+def test_written_config_validates_against_the_lab(served):
+    """--write-config writes a configuration xesync accepts as is, secrets in files beside it."""
+    _, info, out = served
+    cfg = config.load(out / "xesync.toml", env={})
+    assert cfg.exchange.url == info["ews"]["url"]
+    assert cfg.tms.password.reveal() == info["tms"]["password"]
+    assert cfg.tms.password.source.startswith("file:")
+    assert [r.tms_system_id for r in cfg.rooms] == [r["tms_system_id"] for r in info["ews"]["rooms"]]
+    text = (out / "xesync.toml").read_text()
+    assert info["tms"]["password"] not in text
+    assert tomllib.loads(text)["ldap"]["pmp_groups"] == [info["ldap"]["pmp_group_dn"]]
+
+
+def test_control_api_clock_faults_requests_reset(served):
+    """The control API moves the clock, injects and clears faults, counts requests and resets."""
+    _, info, _ = served
+    control = info["control"]["url"]
+    now = requests.post(f"{control}/clock", json={"now": "2026-12-01T09:00:00Z"}, timeout=5).json()
+    assert now["now"].startswith("2026-12-01T09:00")
+    assert requests.post(
+        f"{control}/faults",
+        json={"service": "cms", "kind": "http_status", "status": 503, "count": 1},
+        timeout=5,
+    ).ok
+    cms = info["cms"]
+    auth = (cms["username"], cms["password"])
+    assert requests.get(f"{cms['url']}/coSpaces", auth=auth, timeout=5).status_code == 503
+    assert requests.get(f"{cms['url']}/coSpaces", auth=auth, timeout=5).status_code == 200
+    counts = requests.get(f"{control}/requests", params={"service": "cms"}, timeout=5).json()
+    assert counts["cms"]["total"] >= 2
+    bad = requests.post(f"{control}/faults", json={"service": "cms", "kind": "nope"}, timeout=5)
+    assert bad.status_code == 400
+    assert requests.post(f"{control}/reset", timeout=5).ok
+    assert (
+        requests.get(f"{control}/requests", params={"service": "cms"}, timeout=5).json()["cms"]["total"] == 0
+    )
+    state = requests.get(f"{control}/state", timeout=5).json()
+    assert {"clock", "ews", "tms", "cms"} <= set(state)
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    """SIGTERM ends the lab with exit code 0 and nothing more on stdout."""
+    with lab_process(["--only", "cms"], tmp_path / "stderr.log") as proc:
+        info = json.loads(proc.stdout.readline())
+        assert set(info) == {"cms", "ldap", "control"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert proc.stdout.read() == ""
+
+
+def test_python_api_offers_the_same(tmp_path):
+    """xesync.lab.Lab starts in-process and offers clock, faults and reset."""
+    with Lab(only=["cms"], directory=False) as lab:
+        lab.inject(service="cms", kind="http_status", status=500, count=1)
+        url = lab.describe()["cms"]["url"]
+        auth = (lab.describe()["cms"]["username"], lab.describe()["cms"]["password"])
+        assert requests.get(f"{url}/system/status", auth=auth, timeout=5).status_code == 500
+        assert requests.get(f"{url}/system/status", auth=auth, timeout=5).status_code == 200
+        assert lab.requests.snapshot("cms")["cms"]["total"] == 2
+        lab.reset()
+        assert lab.requests.snapshot("cms")["cms"]["total"] == 0
+
+
+def test_fixture_path_resolves(tmp_path):
+    """The default fixture is the shipped config/lab.toml."""
+    shipped = Path(__file__).resolve().parents[2] / "config" / "lab.toml"
+    assert shipped.resolve() == (Path(config.__file__).parent / "lab" / "data" / "lab.toml").resolve()
