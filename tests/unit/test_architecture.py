@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+from xesync import events
 
 PACKAGE = Path(__file__).resolve().parents[2] / "xesync"
 
@@ -59,3 +62,35 @@ def test_no_print_and_no_utcnow():
                 if isinstance(func, ast.Attribute) and func.attr in {"utcnow", "utcfromtimestamp"}:
                     offenders.append(f"{path.name}:{node.lineno} {func.attr}")
     assert offenders == []
+
+
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def test_log_events_come_from_the_vocabulary():
+    """Every structured log call names its event with a constant from xesync.events."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in {"log", "logger"}
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")  # noqa: PERF401
+    assert offenders == []
+
+
+def test_event_names_are_dotted_past_tense_snake_case():
+    """Event names are `<subject>.<past_verb>` in lower snake case, each defined once."""
+    names = {k: v for k, v in vars(events).items() if k.isupper()}
+    assert len(set(names.values())) == len(names)
+    # Irregular participles and the one progressive STYLE.md §6 names are spelled out.
+    irregular = {"daemon.stopping", "ews.sync_state_reset"}
+    shape = re.compile(r"[a-z]+(_[a-z]+)*\.[a-z]+(_[a-z]+)*(ed|_found)")
+    bad = [v for v in names.values() if v not in irregular and not shape.fullmatch(v)]
+    assert bad == []

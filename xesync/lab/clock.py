@@ -85,7 +85,7 @@ class LabClock:
             try:
                 listener(now)
             except Exception:
-                log.exception("lab.clock_listener_failed", listener=repr(listener))
+                log.exception(events.LAB_CLOCK_LISTENER_FAILED, listener=repr(listener))
 
 
 class Ticker:

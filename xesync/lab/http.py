@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
+from xesync import events
 from xesync.lab.faults import Fault, FaultBook, RequestCounter
 
 log = structlog.get_logger(__name__)
@@ -182,7 +183,7 @@ class LabHTTPServer:
         try:
             info = self.service.classify(request)
         except Exception:  # a simulator bug must not take the server down
-            log.exception("lab.classify_failed", service=self.service.name)
+            log.exception(events.LAB_HANDLER_FAILED, service=self.service.name, stage="classify")
             info = RequestInfo("unknown")
         self.counter.record(self.service.name, info.operation, info.mailbox)
         hits = self.faults.take(self.service.name, info.operation)
@@ -215,7 +216,7 @@ def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-            log.debug("lab.http", service=server.service.name, line=format % args)
+            log.debug(events.LAB_REQUEST_HANDLED, service=server.service.name, line=format % args)
 
         def _serve(self) -> None:
             try:
@@ -242,7 +243,7 @@ def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
             except Exception:
-                log.exception("lab.handler_failed", service=server.service.name, path=split.path)
+                log.exception(events.LAB_HANDLER_FAILED, service=server.service.name, path=split.path)
                 response = LabResponse(status=500, body=b"lab simulator error", close=True)
             self._send(response)
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from xesync import events
 from xesync.lab.ews.calendar import item_span, live_occurrences
 from xesync.lab.ews.settings import RoomPolicy
 from xesync.lab.ews.store import (
@@ -245,7 +246,7 @@ class Meetings:
         self.responses.append(
             {"from": attendee.email, "uid": copy.uid, "response": response, "body": body, "sent": str(send)}
         )
-        log.debug("lab.ews_meeting_response", attendee=attendee.email, uid=copy.uid, response=response)
+        log.debug(events.LAB_EWS_MEETING_RESPONDED, attendee=attendee.email, uid=copy.uid, response=response)
         if not send or copy.organizer is None:
             return None
         org_email = copy.organizer.email
