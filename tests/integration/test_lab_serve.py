@@ -16,6 +16,7 @@ import requests
 
 from xesync import config
 from xesync.lab import Lab
+from xesync.lab.fixture import DEFAULT_FIXTURE
 
 
 @contextlib.contextmanager
@@ -133,7 +134,7 @@ def test_python_api_offers_the_same(tmp_path):
         assert lab.requests.snapshot("cms")["cms"]["total"] == 0
 
 
-def test_fixture_path_resolves(tmp_path):
+def test_fixture_path_resolves():
     """The default fixture is the shipped config/lab.toml."""
     shipped = Path(__file__).resolve().parents[2] / "config" / "lab.toml"
-    assert shipped.resolve() == (Path(config.__file__).parent / "lab" / "data" / "lab.toml").resolve()
+    assert shipped.resolve() == DEFAULT_FIXTURE.resolve()

@@ -1,0 +1,292 @@
+"""The sections of ``xesync.toml``, each validated into its frozen type; ``parse`` and ``load``."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from xesync.config.model import (
+    AuthType,
+    BookingMode,
+    CmsConfig,
+    Config,
+    ExchangeConfig,
+    GroupMembership,
+    LdapConfig,
+    LogFormat,
+    LoggingConfig,
+    MetricsConfig,
+    RoomConfig,
+    Secret,
+    SyncConfig,
+    TlsConfig,
+    TmsConfig,
+    UnknownOrganiser,
+)
+from xesync.config.reader import EMAIL, HHMM, LEVELS, Reader
+from xesync.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/xesync/xesync.toml")
+ENV_VAR = "XESYNC_CONFIG"
+
+T = TypeVar("T")
+
+
+def _tls(r: Reader) -> TlsConfig:
+    return TlsConfig(verify=r.flag("verify_tls", default=True), ca_file=r.path_("ca_file"))
+
+
+def _url(r: Reader, name: str, schemes: tuple[str, ...], *, required: bool = True) -> str:
+    value = r.text(name, required=required) or ""
+    if value and not value.startswith(tuple(f"{s}://" for s in schemes)):
+        r.problem(name, f"must start with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+def _exchange(r: Reader) -> ExchangeConfig:
+    auth = r.enum("auth_type", AuthType, AuthType.NTLM)
+    cfg = ExchangeConfig(
+        url=_url(r, "url", ("https", "http")),
+        username=r.req_str("username"),
+        password=r.secret("password", required=auth is not AuthType.OAUTH),
+        auth_type=auth,
+        version=r.text("version"),
+        impersonation=r.flag("impersonation", default=True),
+        max_connections=r.integer("max_connections", 4, minimum=2),
+        max_wait=r.duration("max_wait", timedelta(seconds=60)),
+        timeout=r.duration("timeout", timedelta(seconds=30)),
+        oauth_client_id=r.text("oauth_client_id", required=auth is AuthType.OAUTH),
+        oauth_tenant_id=r.text("oauth_tenant_id", required=auth is AuthType.OAUTH),
+        oauth_client_secret=r.secret("oauth_client_secret", required=auth is AuthType.OAUTH),
+        tls=_tls(r),
+    )
+    if cfg.version is not None and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", cfg.version):
+        r.problem("version", "must be an Exchange build such as '15.1.2507.6'")
+    return cfg
+
+
+def _tms(r: Reader) -> TmsConfig:
+    url = _url(r, "url", ("https", "http"))
+    default_rs = re.sub(r"(?i)bookingservice\.asmx$", "remotesetup/remotesetupservice.asmx", url)
+    return TmsConfig(
+        url=url,
+        remote_setup_url=_url(r, "remote_setup_url", ("https", "http"), required=False) or default_rs,
+        username=r.req_str("username"),
+        password=r.secret("password", required=True) or Secret(""),
+        client_version=r.integer("client_version", 22, minimum=1),
+        external_source_id=r.text("external_source_id", "xesync") or "xesync",
+        booking_window_days=r.integer("booking_window_days", 365, minimum=1),
+        booking_mode=r.enum("booking_mode", BookingMode, BookingMode.STRICT),
+        timeout=r.duration("timeout", timedelta(seconds=30)),
+        tls=_tls(r),
+    )
+
+
+def _cms(r: Reader) -> CmsConfig:
+    return CmsConfig(
+        url=_url(r, "url", ("https", "http")),
+        username=r.req_str("username"),
+        password=r.secret("password", required=True) or Secret(""),
+        timeout=r.duration("timeout", timedelta(seconds=15)),
+        tls=_tls(r),
+    )
+
+
+_LDAP_DEFAULTS = LdapConfig(url="", bind_dn="", password=Secret(""), base_dn="", pmp_groups=())
+
+
+def _ldap(r: Reader) -> LdapConfig:
+    cfg = LdapConfig(
+        url=_url(r, "url", ("ldap", "ldaps", "ldif")),
+        bind_dn=r.req_str("bind_dn"),
+        password=r.secret("password", required=True) or Secret(""),
+        base_dn=r.req_str("base_dn"),
+        pmp_groups=r.str_list("pmp_groups"),
+        start_tls=r.flag("start_tls", default=False),
+        tls=_tls(r),
+        timeout=r.duration("timeout", timedelta(seconds=10)),
+        user_filter=r.text("user_filter", _LDAP_DEFAULTS.user_filter) or _LDAP_DEFAULTS.user_filter,
+        mail_attributes=r.str_list("mail_attributes", _LDAP_DEFAULTS.mail_attributes),
+        username_attribute=r.text("username_attribute", "sAMAccountName") or "sAMAccountName",
+        tms_username_format=r.text("tms_username_format", _LDAP_DEFAULTS.tms_username_format)
+        or _LDAP_DEFAULTS.tms_username_format,
+        tms_domain=r.text("tms_domain", "") or "",
+        jid_template=r.text("jid_template", _LDAP_DEFAULTS.jid_template) or _LDAP_DEFAULTS.jid_template,
+        guid_attribute=r.text("guid_attribute", "objectGUID") or "objectGUID",
+        group_membership=r.enum("group_membership", GroupMembership, GroupMembership.AUTO),
+        cache_ttl=r.duration("cache_ttl", timedelta(minutes=15)),
+        page_size=r.integer("page_size", 500, minimum=1),
+    )
+    if not cfg.pmp_groups:
+        r.problem("pmp_groups", "must name at least one PMP+ group DN")
+    # ldif:///path/to/file.ldif runs the same resolver on ldap3's mock strategy (demo without slapd).
+    if cfg.start_tls and cfg.url.startswith("ldaps://"):
+        r.problem("start_tls", "cannot be used with an ldaps:// url")
+    for name, template in (
+        ("jid_template", cfg.jid_template),
+        ("tms_username_format", cfg.tms_username_format),
+    ):
+        try:
+            template.format(username="u", domain="d", mail="m@x")
+        except (KeyError, IndexError, ValueError):
+            r.problem(name, "may only use {username}, {domain} and {mail}")
+    return cfg
+
+
+def _sync(r: Reader) -> SyncConfig:
+    at = r.text("full_reconcile_at", "03:00") or "03:00"
+    if not HHMM.match(at):
+        r.problem("full_reconcile_at", "must be a time of day such as '03:00'")
+    return SyncConfig(
+        interval=r.duration("interval", timedelta(seconds=60)),
+        full_reconcile_at=at,
+        lookahead=r.duration("lookahead", timedelta(days=180)),
+        state_dir=r.path_("state_dir", Path("/var/lib/xesync")) or Path("/var/lib/xesync"),
+        dry_run=r.flag("dry_run", default=False),
+        mass_cancel_guard=r.flag("mass_cancel_guard", default=True),
+        unknown_organiser=r.enum("unknown_organiser", UnknownOrganiser, UnknownOrganiser.DECLINE),
+        notify_organiser=r.flag("notify_organiser", default=True),
+    )
+
+
+def _room(r: Reader) -> RoomConfig:
+    email = r.req_str("email")
+    if email and not EMAIL.match(email):
+        r.problem("email", "must be an e-mail address")
+    system = r.get("tms_system_id", _check_system_id, None, required=True)
+    return RoomConfig(email=email, tms_system_id=system or 0, name=r.text("name") or email)
+
+
+def _check_system_id(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("must be an integer")
+    if v <= 0:
+        raise ValueError("must be a positive TMS system id")
+    return v
+
+
+def _logging(r: Reader) -> LoggingConfig:
+    def level(name: str, default: str) -> str:
+        value = (r.text(name, default) or default).lower()
+        if value not in LEVELS:
+            r.problem(name, f"must be one of {', '.join(LEVELS)}")
+            return default
+        return value
+
+    return LoggingConfig(
+        level=level("level", "info"),
+        format=r.enum("format", LogFormat, LogFormat.AUTO),
+        library_level=level("library_level", "warning"),
+        redact_keys=r.str_list("redact_keys"),
+    )
+
+
+def _metrics(r: Reader) -> MetricsConfig:
+    return MetricsConfig(
+        enabled=r.flag("enabled", default=False),
+        host=r.text("host", "127.0.0.1") or "127.0.0.1",
+        port=r.integer("port", 9464, minimum=1),
+    )
+
+
+def parse(
+    data: Mapping[str, Any], *, env: Mapping[str, str] | None = None, source: Path | None = None
+) -> Config:
+    """Validate a parsed TOML document; raise :class:`ConfigError` listing every problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    base = source.parent if source else None
+    top = Reader(data, "", problems, env, base)
+
+    def section(name: str, build: Callable[[Reader], T], *, required: bool) -> T | None:
+        table = top.table_(name)
+        if table is None:
+            if required and name not in top.table:
+                top.problem(name, "section is required")
+            return None
+        reader = Reader(table, name, problems, env, base)
+        value = build(reader)
+        reader.finish()
+        return value
+
+    exchange = section("exchange", _exchange, required=True)
+    tms = section("tms", _tms, required=True)
+    cms = section("cms", _cms, required=False)
+    ldap = section("ldap", _ldap, required=False)
+    sync = section("sync", _sync, required=False) or SyncConfig()
+    logging = section("logging", _logging, required=False) or LoggingConfig()
+    metrics = section("metrics", _metrics, required=False) or MetricsConfig()
+
+    rooms: list[RoomConfig] = []
+    top.seen.add("rooms")
+    raw_rooms = top.table.get("rooms", [])
+    if not isinstance(raw_rooms, list):
+        top.problem("rooms", "must be an array of tables ([[rooms]])")
+        raw_rooms = []
+    for i, raw in enumerate(raw_rooms):
+        if not isinstance(raw, dict):
+            problems.append(f"rooms[{i}]: must be a table")
+            continue
+        reader = Reader(raw, f"rooms[{i}]", problems, env, base)
+        rooms.append(_room(reader))
+        reader.finish()
+    _check_unique(rooms, problems)
+    top.finish()
+
+    if problems or exchange is None or tms is None:
+        raise ConfigError(problems, str(source) if source else None)
+    return Config(
+        exchange=exchange,
+        tms=tms,
+        cms=cms,
+        ldap=ldap,
+        sync=sync,
+        rooms=tuple(rooms),
+        logging=logging,
+        metrics=metrics,
+        source=source,
+    )
+
+
+def _check_unique(rooms: list[RoomConfig], problems: list[str]) -> None:
+    seen_mail: dict[str, int] = {}
+    seen_system: dict[int, int] = {}
+    for i, room in enumerate(rooms):
+        mail = room.email.casefold()
+        if mail and mail in seen_mail:
+            problems.append(f"rooms[{i}].email: duplicates rooms[{seen_mail[mail]}].email")
+        seen_mail.setdefault(mail, i)
+        if room.tms_system_id and room.tms_system_id in seen_system:
+            problems.append(f"rooms[{i}].tms_system_id: duplicates rooms[{seen_system[room.tms_system_id]}]")
+        seen_system.setdefault(room.tms_system_id, i)
+
+
+def resolve_path(explicit: Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """``--config`` → ``$XESYNC_CONFIG`` → ``/etc/xesync/xesync.toml``."""
+    env = os.environ if env is None else env
+    if explicit is not None:
+        return explicit
+    if env.get(ENV_VAR):
+        return Path(env[ENV_VAR])
+    return DEFAULT_PATH
+
+
+def load(explicit: Path | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Find, read and validate the configuration file."""
+    path = resolve_path(explicit, env)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            [f"cannot read {path}: {exc.strerror} (use --config or ${ENV_VAR})"], str(path)
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return parse(data, env=env, source=path)
