@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from xesync import config
+from xesync.adapters.ldap import LdapDirectory
+from xesync.directory import NotInDirectory
 from xesync.lab import Lab
 from xesync.lab.fixture import DEFAULT_FIXTURE
 
@@ -138,3 +140,18 @@ def test_fixture_path_resolves():
     """The default fixture is the shipped config/lab.toml."""
     shipped = Path(__file__).resolve().parents[2] / "config" / "lab.toml"
     assert shipped.resolve() == DEFAULT_FIXTURE.resolve()
+
+
+def test_written_config_resolves_organisers_in_the_lab_directory(served):
+    """The directory section of the written config finds PMP+ organisers, nested groups included."""
+    _, _, out = served
+    cfg = config.load(out / "xesync.toml", env={})
+    with LdapDirectory(cfg.ldap) as directory:
+        bob = directory.resolve("robert@lab.example")
+        carol = directory.resolve("carol@lab.example")
+        erin = directory.resolve("erin@partner.example")
+    assert not isinstance(bob, NotInDirectory)
+    assert (bob.tms_username, bob.jid, bob.pmp) == ("LAB\\bob", "bob@lab.example", True)
+    assert not isinstance(carol, NotInDirectory)
+    assert carol.pmp is False
+    assert isinstance(erin, NotInDirectory)
