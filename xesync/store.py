@@ -25,22 +25,19 @@ records do not hold (ews.md §1.7; vdirsyncer ``status.py`` swaps in its ``new_s
   the database file's mode.
 - **Schema:** ``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied. Migrations only go
   forward, each in its own transaction with its version bump; a file from a newer release is refused.
-
-This module is longer than STYLE.md §2's 400 lines because the brief kept the store in one file; the
-schema (``MIGRATIONS``) and the row codecs would split off cleanly into ``store_schema.py``.
+  The migrations and the row codecs live in :mod:`xesync.store_schema`; :class:`Migration`,
+  :data:`MIGRATIONS` and :data:`SCHEMA_VERSION` are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -49,16 +46,35 @@ import structlog
 
 from xesync import events
 from xesync.errors import StoreError, StoreVersionError
-from xesync.model import (
-    AuditEntry,
-    AuditOutcome,
-    BookingStatus,
-    LicenceCheck,
-    LicenceVerdict,
-    RoomSyncState,
-    SyncRecord,
-    as_utc,
+from xesync.model import AuditEntry, LicenceCheck, RoomSyncState, SyncRecord
+from xesync.store_schema import (
+    AUDIT_COLUMNS,
+    LICENCE_COLUMNS,
+    MIGRATIONS,
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    Migration,
+    audit_from_row,
+    audit_row,
+    encode_occurrence,
+    encode_ts,
+    licence_check_from_row,
+    licence_check_row,
+    record_from_row,
+    record_row,
+    room_state_from_row,
 )
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "DIR_MODE",
+    "FILE_MODE",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "Store",
+    "Transaction",
+]
 
 log = structlog.get_logger("xesync.store")
 
@@ -68,219 +84,32 @@ DEFAULT_BUSY_TIMEOUT: Final = timedelta(seconds=10)
 _SUFFIXES: Final = ("", "-wal", "-shm", "-journal")
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One forward step of the schema: ``statements`` take a file from ``version - 1`` to ``version``."""
-
-    version: int
-    summary: str
-    statements: tuple[str, ...]
-
-
-# Append only; never edit a released step (tests/unit/test_store.py keeps v1 frozen and compares).
-# A new BookingStatus, LicenceVerdict or AuditOutcome value needs a step too, even an empty one, so
-# that an older release refuses a file that may contain it instead of failing on the first read.
-# Schema notes, here because SQL comments would end up in sqlite_master:
-# - ``occurrence`` is '' for a single meeting or series master, never NULL: NULLs are distinct in a
-#   primary key, which would let one meeting have many records.
-# - Room columns are COLLATE NOCASE because SMTP addresses are compared without regard to case.
-# - No STRICT tables and no CHECK on enum columns: STRICT needs SQLite 3.37 (older distributions ship
-#   3.34 and could not even read the file), and a CHECK would turn every new enum value into a table
-#   rebuild. The model's enums validate on read.
-# - AUTOINCREMENT on the append-only tables: ids never come back after pruning, so id order stays
-#   insertion order (``at`` may step back with the clock).
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        1,
-        "room sync states, records, audit trail",
-        (
-            """CREATE TABLE room_state (
-                room TEXT NOT NULL COLLATE NOCASE PRIMARY KEY,
-                sync_state TEXT,
-                updated_at TEXT NOT NULL
-            )""",
-            """CREATE TABLE record (
-                room TEXT NOT NULL COLLATE NOCASE,
-                uid TEXT NOT NULL,
-                occurrence TEXT NOT NULL,
-                conference_id INTEGER,
-                version INTEGER,
-                item_id TEXT,
-                change_key TEXT,
-                content_hash TEXT NOT NULL,
-                status TEXT NOT NULL,
-                organiser TEXT NOT NULL,
-                owner TEXT,
-                start_at TEXT NOT NULL,
-                end_at TEXT NOT NULL,
-                subject TEXT NOT NULL,
-                last_error TEXT,
-                updated_at TEXT NOT NULL,
-                PRIMARY KEY (room, uid, occurrence)
-            )""",
-            """CREATE TABLE audit (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                at TEXT NOT NULL,
-                run_id TEXT NOT NULL,
-                room TEXT COLLATE NOCASE,
-                uid TEXT,
-                occurrence TEXT NOT NULL,
-                action TEXT NOT NULL,
-                outcome TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                details TEXT NOT NULL
-            )""",
-        ),
-    ),
-    Migration(
-        2,
-        "licence checks; look-ups by conference id and by meeting",
-        (
-            """CREATE TABLE licence_check (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                room TEXT NOT NULL COLLATE NOCASE,
-                uid TEXT NOT NULL,
-                occurrence TEXT NOT NULL,
-                conference_id INTEGER,
-                call_id TEXT,
-                cospace_id TEXT,
-                owner_jid TEXT,
-                verdict TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                checked_at TEXT NOT NULL
-            )""",
-            "CREATE INDEX licence_check_meeting ON licence_check (room, uid, occurrence, checked_at)",
-            # The TMS transaction poll reports conference ids; it needs the records behind each one.
-            "CREATE INDEX record_conference ON record (conference_id) WHERE conference_id IS NOT NULL",
-            "CREATE INDEX audit_uid ON audit (uid, id)",
-            "CREATE INDEX audit_room ON audit (room, id)",
-        ),
-    ),
-)
-
-SCHEMA_VERSION: Final = len(MIGRATIONS)
-"""The newest schema version this release knows."""
-
-_RECORD_COLUMNS: Final = (
-    "room, uid, occurrence, conference_id, version, item_id, change_key, content_hash, status, "
-    "organiser, owner, start_at, end_at, subject, last_error, updated_at"
-)
-_AUDIT_COLUMNS: Final = "at, run_id, room, uid, occurrence, action, outcome, reason, details"
-_LICENCE_COLUMNS: Final = (
-    "room, uid, occurrence, conference_id, call_id, cospace_id, owner_jid, verdict, reason, checked_at"
-)
-
-
-# -- rows <-> model ---------------------------------------------------------------------------------
-
-
-def _ts(value: datetime) -> str:
-    # One fixed-width format (UTC, microseconds, +00:00), so that text order is time order in SQL.
-    return as_utc(value, "timestamp").isoformat(timespec="microseconds")
-
-
-def _parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def _occ(value: datetime | None) -> str:
-    return "" if value is None else _ts(value)
-
-
-def _parse_occ(text: str) -> datetime | None:
-    return None if text == "" else _parse_ts(text)
-
-
-def _record_row(r: SyncRecord) -> tuple[object, ...]:
-    return (
-        r.room, r.uid, _occ(r.occurrence), r.conference_id, r.version, r.item_id, r.change_key,
-        r.content_hash, r.status.value, r.organiser, r.owner, _ts(r.start), _ts(r.end), r.subject,
-        r.last_error, _ts(r.updated_at),
-    )  # fmt: skip
-
-
-def _record(row: sqlite3.Row) -> SyncRecord:
-    return SyncRecord(
-        room=row["room"],
-        uid=row["uid"],
-        occurrence=_parse_occ(row["occurrence"]),
-        conference_id=row["conference_id"],
-        version=row["version"],
-        item_id=row["item_id"],
-        change_key=row["change_key"],
-        content_hash=row["content_hash"],
-        status=BookingStatus(row["status"]),
-        organiser=row["organiser"],
-        owner=row["owner"],
-        start=_parse_ts(row["start_at"]),
-        end=_parse_ts(row["end_at"]),
-        subject=row["subject"],
-        last_error=row["last_error"],
-        updated_at=_parse_ts(row["updated_at"]),
-    )
-
-
-def _room_state(row: sqlite3.Row) -> RoomSyncState:
-    return RoomSyncState(
-        room=row["room"], sync_state=row["sync_state"], updated_at=_parse_ts(row["updated_at"])
-    )
-
-
-def _audit(row: sqlite3.Row) -> AuditEntry:
-    return AuditEntry(
-        at=_parse_ts(row["at"]),
-        run_id=row["run_id"],
-        room=row["room"],
-        uid=row["uid"],
-        occurrence=_parse_occ(row["occurrence"]),
-        action=row["action"],
-        outcome=AuditOutcome(row["outcome"]),
-        reason=row["reason"],
-        details=json.loads(row["details"]),
-    )
-
-
-def _licence_check(row: sqlite3.Row) -> LicenceCheck:
-    return LicenceCheck(
-        room=row["room"],
-        uid=row["uid"],
-        occurrence=_parse_occ(row["occurrence"]),
-        conference_id=row["conference_id"],
-        call_id=row["call_id"],
-        cospace_id=row["cospace_id"],
-        owner_jid=row["owner_jid"],
-        verdict=LicenceVerdict(row["verdict"]),
-        reason=row["reason"],
-        checked_at=_parse_ts(row["checked_at"]),
-    )
-
-
 # -- reads shared by Store (committed data) and Transaction (inside a unit of work) -----------------
 
 
 def _select_records(conn: sqlite3.Connection, room: str) -> list[SyncRecord]:
     rows = conn.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM record WHERE room = ? ORDER BY start_at, uid, occurrence",  # noqa: S608 - constants only
+        f"SELECT {RECORD_COLUMNS} FROM record WHERE room = ? ORDER BY start_at, uid, occurrence",  # noqa: S608 - constants only
         (room,),
     )
-    return [_record(row) for row in rows]
+    return [record_from_row(row) for row in rows]
 
 
 def _select_record(
     conn: sqlite3.Connection, room: str, uid: str, occurrence: datetime | None
 ) -> SyncRecord | None:
     row = conn.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM record WHERE room = ? AND uid = ? AND occurrence = ?",  # noqa: S608 - constants only
-        (room, uid, _occ(occurrence)),
+        f"SELECT {RECORD_COLUMNS} FROM record WHERE room = ? AND uid = ? AND occurrence = ?",  # noqa: S608 - constants only
+        (room, uid, encode_occurrence(occurrence)),
     ).fetchone()
-    return None if row is None else _record(row)
+    return None if row is None else record_from_row(row)
 
 
 def _select_room_state(conn: sqlite3.Connection, room: str) -> RoomSyncState | None:
     row = conn.execute(
         "SELECT room, sync_state, updated_at FROM room_state WHERE room = ?", (room,)
     ).fetchone()
-    return None if row is None else _room_state(row)
+    return None if row is None else room_state_from_row(row)
 
 
 class Transaction:
@@ -315,7 +144,7 @@ class Transaction:
             "INSERT INTO room_state (room, sync_state, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT (room) DO UPDATE SET room = excluded.room, sync_state = excluded.sync_state, "
             "updated_at = excluded.updated_at",
-            (state.room, state.sync_state, _ts(state.updated_at)),
+            (state.room, state.sync_state, encode_ts(state.updated_at)),
         )
 
     def records(self, room: str) -> list[SyncRecord]:
@@ -328,18 +157,18 @@ class Transaction:
 
     def upsert_record(self, record: SyncRecord) -> None:
         """Insert the record, or replace every field of the one with the same key."""
-        updates = ", ".join(f"{c} = excluded.{c}" for c in _RECORD_COLUMNS.split(", "))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in RECORD_COLUMNS.split(", "))
         self._c().execute(
-            f"INSERT INTO record ({_RECORD_COLUMNS}) VALUES ({', '.join('?' * 16)}) "  # noqa: S608 - constants only
+            f"INSERT INTO record ({RECORD_COLUMNS}) VALUES ({', '.join('?' * 16)}) "  # noqa: S608 - constants only
             f"ON CONFLICT (room, uid, occurrence) DO UPDATE SET {updates}",
-            _record_row(record),
+            record_row(record),
         )
 
     def delete_record(self, room: str, uid: str, occurrence: datetime | None = None) -> bool:
         """Delete the record for ``(room, uid, occurrence)``; return whether there was one."""
         cur = self._c().execute(
             "DELETE FROM record WHERE room = ? AND uid = ? AND occurrence = ?",
-            (room, uid, _occ(occurrence)),
+            (room, uid, encode_occurrence(occurrence)),
         )
         return cur.rowcount > 0
 
@@ -350,25 +179,19 @@ class Transaction:
             that what is read back equals what was written).
         :raises ValueError: a ``details`` value is a NaN or an infinite float.
         """
-        details = json.dumps(dict(entry.details), sort_keys=True, allow_nan=False)
+        row = audit_row(entry)
         cur = self._c().execute(
-            f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constants only
-            (
-                _ts(entry.at), entry.run_id, entry.room, entry.uid, _occ(entry.occurrence), entry.action,
-                entry.outcome.value, entry.reason, details,
-            ),
-        )  # fmt: skip
+            f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constants only
+            row,
+        )
         return _rowid(cur)
 
     def add_licence_check(self, check: LicenceCheck) -> int:
         """Append the result of one Cisco Meeting Server licence check; return its id."""
         cur = self._c().execute(
-            f"INSERT INTO licence_check ({_LICENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constants only
-            (
-                check.room, check.uid, _occ(check.occurrence), check.conference_id, check.call_id,
-                check.cospace_id, check.owner_jid, check.verdict.value, check.reason, _ts(check.checked_at),
-            ),
-        )  # fmt: skip
+            f"INSERT INTO licence_check ({LICENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constants only
+            licence_check_row(check),
+        )
         return _rowid(cur)
 
 
@@ -491,11 +314,11 @@ class Store:
         """Return the records mapped to TMS conference ``conference_id`` (one per room it books)."""
         with self._lock:
             rows = self._connection().execute(
-                f"SELECT {_RECORD_COLUMNS} FROM record WHERE conference_id = ? "  # noqa: S608 - constants only
+                f"SELECT {RECORD_COLUMNS} FROM record WHERE conference_id = ? "  # noqa: S608 - constants only
                 "ORDER BY room, uid, occurrence",
                 (conference_id,),
             )
-            return [_record(row) for row in rows]
+            return [record_from_row(row) for row in rows]
 
     def room_state(self, room: str) -> RoomSyncState | None:
         """Return the room's stored EWS sync state, or ``None`` if none was ever stored."""
@@ -508,7 +331,7 @@ class Store:
             rows = self._connection().execute(
                 "SELECT room, sync_state, updated_at FROM room_state ORDER BY room"
             )
-            return [_room_state(row) for row in rows]
+            return [room_state_from_row(row) for row in rows]
 
     def audit(
         self,
@@ -536,14 +359,14 @@ class Store:
                 params.append(value)
         if since is not None:
             where.append("at >= ?")
-            params.append(_ts(since))
-        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit"  # noqa: S608 - constants only
+            params.append(encode_ts(since))
+        sql = f"SELECT {AUDIT_COLUMNS} FROM audit"  # noqa: S608 - constants only
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         with self._lock:
             rows = self._connection().execute(sql, (*params, limit)).fetchall()
-        return [_audit(row) for row in reversed(rows)]
+        return [audit_from_row(row) for row in reversed(rows)]
 
     def licence_checks(
         self, room: str, uid: str, occurrence: datetime | None = None, *, limit: int = 10
@@ -555,11 +378,11 @@ class Store:
         _check_limit(limit)
         with self._lock:
             rows = self._connection().execute(
-                f"SELECT {_LICENCE_COLUMNS} FROM licence_check "  # noqa: S608 - constants only
+                f"SELECT {LICENCE_COLUMNS} FROM licence_check "  # noqa: S608 - constants only
                 "WHERE room = ? AND uid = ? AND occurrence = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
-                (room, uid, _occ(occurrence), limit),
+                (room, uid, encode_occurrence(occurrence), limit),
             )
-            return [_licence_check(row) for row in rows]
+            return [licence_check_from_row(row) for row in rows]
 
     def latest_licence_check(
         self, room: str, uid: str, occurrence: datetime | None = None

@@ -1,17 +1,10 @@
 """The directory adapter: organisers and their PMP+ entitlement from LDAP / Active Directory (ldap3).
 
-One resolver, three kinds of connection, chosen by ``ldap.url``:
-
-- ``ldaps://host[:636]``: TLS from the first byte;
-- ``ldap://host[:389]``: StartTLS when ``ldap.start_tls`` is true, else plain (warned about unless
-  the host is a loopback address);
-- ``ldif:///abs/path.ldif``: the same searches on ldap3's ``MOCK_SYNC`` strategy, loaded from that
-  LDIF by :func:`xesync.ldif.mock_connection_from_ldif` (the demo, without slapd).
-
-TLS is verified by default (``ldap.verify_tls``), against ``ldap.ca_file`` or the system's CAs, with
-OpenSSL's own host name check. The connection is opened lazily, reused, and re-opened **once** when
-it drops in the middle of a lookup (lookups are reads, so repeating one is safe); a second failure
-is :class:`~xesync.errors.LdapUnavailableError`, which callers retry on their next run.
+One resolver, :class:`LdapDirectory`: it finds a person by mail address, decides PMP+ entitlement,
+and caches each answer (a miss too) for ``ldap.cache_ttl``. Its connection (``ldaps://``,
+``ldap://`` with or without StartTLS, or an ``ldif://`` mock), TLS verification, the one reconnect
+after a drop, and the translation of ldap3's errors into ours live in
+:mod:`xesync.adapters.ldap_connection`.
 
 PMP+ entitlement is membership of any of ``ldap.pmp_groups``, nested groups included, found as
 ``ldap.group_membership`` says (see :class:`~xesync.config.GroupMembership`); ``auto`` asks the rootDSE
@@ -20,20 +13,13 @@ whether the server is AD, else probes whether the server maintains ``memberOf``.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import math
 import re
-import ssl
 import string
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Self, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any, Self
 
 import ldap3
 import structlog
@@ -42,15 +28,10 @@ from ldap3.operation.search import parse_filter
 from ldap3.utils.dn import safe_dn
 
 from xesync import events
+from xesync.adapters.ldap_connection import LdapConnector, parse_endpoint
 from xesync.config import GroupMembership, LdapConfig
 from xesync.directory import NotInDirectory, Person
-from xesync.errors import (
-    ConfigError,
-    LdapLookupError,
-    LdapTlsError,
-    LdapUnavailableError,
-    XesyncError,
-)
+from xesync.errors import ConfigError, LdapLookupError
 from xesync.ldif import mock_connection_from_ldif, normalise_dn
 
 __all__ = [
@@ -63,8 +44,6 @@ __all__ = [
     "template_problems",
 ]
 
-T = TypeVar("T")
-
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (AD only)
 # rootDSE supportedCapabilities of AD DS (LDAP_CAP_ACTIVE_DIRECTORY_OID) and AD LDS (…_ADAM_OID).
 _AD_CAPABILITIES = frozenset({"1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"})
@@ -73,15 +52,6 @@ _MAX_NESTING = 32  # deeper group nesting than this is a directory bug, not an o
 _CACHE_LIMIT = 10_000
 _ATTRIBUTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
 _FILTER_SPECIALS = {"\\": r"\5c", "*": r"\2a", "(": r"\28", ")": r"\29", "\0": r"\00"}
-# A dropped or hung connection: worth one reconnect.
-_DROPPED = (lx.LDAPCommunicationError, lx.LDAPResponseTimeoutError)
-# The server is up but will not serve now: retry on the next run.
-_BUSY = (
-    lx.LDAPBusyResult,
-    lx.LDAPUnavailableResult,
-    lx.LDAPTimeLimitExceededResult,
-    lx.LDAPAdminLimitExceededResult,
-)
 
 
 def escape_filter_value(value: str) -> str:
@@ -123,72 +93,6 @@ def render_guid(raw: bytes) -> str:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    scheme: str  # ldap | ldaps | ldif
-    host: str
-    port: int
-    path: Path | None
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-
-def _endpoint(url: str) -> _Endpoint:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "ldif":
-        path = Path(unquote(parts.path))
-        if parts.netloc or not path.is_absolute():
-            raise ConfigError(["ldap.url: an ldif URL needs an absolute path: ldif:///abs/path.ldif"])
-        return _Endpoint(scheme, "", 0, path)
-    if scheme not in {"ldap", "ldaps"} or not parts.hostname:
-        raise ConfigError(
-            ["ldap.url: must be ldap://host[:port], ldaps://host[:port] or ldif:///abs/path.ldif"]
-        )
-    try:
-        port = parts.port or (636 if scheme == "ldaps" else 389)
-    except ValueError:
-        raise ConfigError(["ldap.url: the port must be a number"]) from None
-    return _Endpoint(scheme, parts.hostname, port, None)
-
-
-class _VerifyingTls(ldap3.Tls):  # type: ignore[misc]  # ldap3 ships no type hints
-    """ldap3's Tls, but with OpenSSL's host name check and the reason of a failed verification kept.
-
-    ldap3 2.9 checks host names with ``ssl.match_hostname``, deprecated since Python 3.7 and gone in
-    3.12; OpenSSL checks them during the handshake instead (IP addresses included).
-    """
-
-    def __init__(self, *, verify: bool, ca_file: Path | None) -> None:
-        super().__init__(
-            validate=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
-            ca_certs_file=str(ca_file) if ca_file else None,
-        )
-        self.verify = verify
-        self.failure: str | None = None
-
-    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:  # noqa: ARG002 - always shakes hands
-        context = ssl.create_default_context(cafile=self.ca_certs_file)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        try:
-            connection.socket = context.wrap_socket(
-                connection.socket, server_hostname=connection.server.host, do_handshake_on_connect=True
-            )
-        except ssl.SSLCertVerificationError as exc:
-            self.failure = exc.verify_message or str(exc)
-            raise
-
-
 class LdapDirectory:
     """Resolves organisers in LDAP / AD (:class:`xesync.directory.Directory`).
 
@@ -202,21 +106,17 @@ class LdapDirectory:
         self, cfg: LdapConfig, *, clock: Callable[[], float] = time.monotonic, logger: Any = None
     ) -> None:
         self.cfg = cfg
-        self._endpoint = _endpoint(cfg.url)
+        endpoint = parse_endpoint(cfg.url)
+        # Before the connector: ldap3 itself refuses a missing CA file, without naming the key.
         _check_config(cfg)
         self._clock = clock
         self._log = logger if logger is not None else structlog.get_logger(__name__)
-        self._tls = (
-            _VerifyingTls(verify=cfg.tls.verify, ca_file=cfg.tls.ca_file)
-            if self._endpoint.scheme == "ldaps" or (self._endpoint.scheme == "ldap" and cfg.start_tls)
-            else None
-        )
+        self._connector = LdapConnector(cfg, endpoint, self._log)
         self._pmp = {normalise_dn(g): g for g in cfg.pmp_groups}
         self._membership: GroupMembership | None = (
             None if cfg.group_membership is GroupMembership.AUTO else cfg.group_membership
         )
         self._in_chain_checked = False
-        self._conn: ldap3.Connection | None = None
         self._cache: dict[str, tuple[float, Person | NotInDirectory]] = {}
         self._lock = threading.RLock()
 
@@ -235,7 +135,9 @@ class LdapDirectory:
             # assertion value at NUL (OpenLDAP matches "alice@x\0" to alice@x): never ask.
             searchable = wanted and not any(ord(c) < 32 or ord(c) == 127 for c in wanted)  # noqa: PLR2004
             result: Person | NotInDirectory = (
-                self._call(lambda conn: self._lookup(conn, wanted)) if searchable else NotInDirectory(wanted)
+                self._connector.call(lambda conn: self._lookup(conn, wanted))
+                if searchable
+                else NotInDirectory(wanted)
             )
             self._remember(key, result, now)
         if isinstance(result, Person):
@@ -257,9 +159,7 @@ class LdapDirectory:
     def close(self) -> None:
         """Unbind; a later :meth:`resolve` connects again."""
         with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                _unbind(conn)
+            self._connector.close()
 
     def __enter__(self) -> Self:
         return self
@@ -269,99 +169,17 @@ class LdapDirectory:
 
     # ---------------------------------------------------------------------------------- connection
 
-    def _connect(self) -> ldap3.Connection:
-        ep, cfg = self._endpoint, self.cfg
-        if self._tls is not None:
-            self._tls.failure = None
-        conn: ldap3.Connection | None = None
-        try:
-            if ep.path is not None:
-                conn = mock_connection_from_ldif(ep.path, cfg.bind_dn, cfg.password.reveal())
-                tls = "mock"
-            else:
-                # ldap3 sets SO_RCVTIMEO from whole seconds.
-                seconds = max(math.ceil(cfg.timeout.total_seconds()), 1)
-                server = ldap3.Server(
-                    ep.host,
-                    port=ep.port,
-                    use_ssl=ep.scheme == "ldaps",
-                    tls=self._tls,
-                    get_info=ldap3.NONE,
-                    connect_timeout=seconds,
-                )
-                conn = ldap3.Connection(
-                    server,
-                    user=cfg.bind_dn,
-                    password=cfg.password.reveal(),
-                    receive_timeout=seconds,
-                    raise_exceptions=True,
-                    read_only=True,
-                    auto_referrals=False,
-                )
-                conn.open()
-                if ep.scheme == "ldap" and cfg.start_tls:
-                    conn.start_tls()
-                conn.bind()
-                tls = "ldaps" if ep.scheme == "ldaps" else "starttls" if cfg.start_tls else "none"
-        except (lx.LDAPException, OSError) as exc:
-            if conn is not None:
-                _unbind(conn)
-            raise self._translate(exc, cfg.bind_dn) from None
-        plain_remote = tls == "none" and not ep.loopback
-        # A plain bind outside the host sends the service account's password in clear text.
-        log = self._log.warning if plain_remote else self._log.info
-        log(events.LDAP_CONNECTED, url=cfg.url, bind_dn=cfg.bind_dn, tls=tls)
-        return conn
+    @property
+    def _conn(self) -> ldap3.Connection | None:
+        # The connector's open connection, kept under its old name: tests look at it, or put a
+        # stand-in (an AD-like mock) in its place.
+        return self._connector.conn
 
-    def _call(self, operation: Callable[[ldap3.Connection], T]) -> T:
-        """Run ``operation`` on the open connection; re-open it once if it dropped."""
-        if self._conn is None:
-            self._conn = self._connect()
-        try:
-            return self._attempt(self._conn, operation)
-        except _DROPPED as exc:
-            self._log.warning(
-                events.LDAP_REQUEST_FAILED, url=self.cfg.url, error=type(exc).__name__, retry=True
-            )
-            self.close()
-        self._conn = self._connect()
-        self._log.info(events.LDAP_RECONNECTED, url=self.cfg.url)
-        try:
-            return self._attempt(self._conn, operation)
-        except _DROPPED as exc:
-            self.close()
-            raise LdapUnavailableError(
-                self.cfg.url, f"connection lost twice ({type(exc).__name__})"
-            ) from None
+    @_conn.setter
+    def _conn(self, conn: ldap3.Connection | None) -> None:
+        self._connector.conn = conn
 
-    def _attempt(self, conn: ldap3.Connection, operation: Callable[[ldap3.Connection], T]) -> T:
-        try:
-            return operation(conn)
-        except _DROPPED:
-            raise
-        except lx.LDAPException as exc:
-            raise self._translate(exc, self.cfg.base_dn) from None
-
-    def _translate(self, exc: BaseException, dn: str) -> XesyncError:  # noqa: PLR0911 - a table
-        url, cfg = self.cfg.url, self.cfg
-        self._log.warning(events.LDAP_REQUEST_FAILED, url=url, error=type(exc).__name__, retry=False)
-        if self._tls is not None and self._tls.failure is not None:
-            return LdapTlsError(url, self._tls.failure)
-        if isinstance(exc, lx.LDAPInvalidCredentialsResult):
-            return LdapLookupError(cfg.bind_dn, "invalid credentials; check ldap.bind_dn and ldap.password")
-        if isinstance(exc, lx.LDAPNoSuchObjectResult):
-            return LdapLookupError(dn, "no such entry; check ldap.base_dn")
-        if isinstance(exc, lx.LDAPInsufficientAccessRightsResult):
-            return LdapLookupError(dn, f"{cfg.bind_dn} may not read it; grant it read access")
-        if isinstance(exc, lx.LDAPStartTLSError):
-            return LdapLookupError(dn, f"StartTLS failed ({exc}); enable TLS on the server or use ldaps://")
-        if isinstance(exc, _BUSY):
-            return LdapUnavailableError(url, str(exc.description))
-        if isinstance(exc, (*_DROPPED, OSError)):
-            return LdapUnavailableError(url, _reason(exc))
-        if isinstance(exc, lx.LDAPOperationResult):
-            return LdapLookupError(dn, f"{exc.description}: {exc.message}".rstrip(": "))
-        return LdapLookupError(dn, f"{type(exc).__name__}: {exc}")
+    # ---------------------------------------------------------------------------------- cache
 
     def _remember(self, key: str, result: Person | NotInDirectory, now: float) -> None:
         ttl = self.cfg.cache_ttl.total_seconds()
@@ -612,18 +430,3 @@ def _texts(attrs: dict[str, list[bytes]], name: str) -> list[str]:
 def _first(attrs: dict[str, list[bytes]], name: str) -> str | None:
     values = [v for v in _texts(attrs, name) if v.strip()]
     return values[0] if values else None
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _unbind(conn: ldap3.Connection) -> None:
-    """Unbind, and close the socket even when the unbind cannot be sent (a dead or half-open link)."""
-    with contextlib.suppress(lx.LDAPException, OSError):
-        conn.unbind()
-    sock = getattr(conn, "socket", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.close()
