@@ -94,3 +94,21 @@ def test_event_names_are_dotted_past_tense_snake_case():
     shape = re.compile(r"[a-z]+(_[a-z]+)*\.[a-z]+(_[a-z]+)*(ed|_found)")
     bad = [v for v in names.values() if v not in irregular and not shape.fullmatch(v)]
     assert bad == []
+
+
+def test_lxml_parses_only_in_xmlsafe():
+    """Only xesync/xmlsafe.py calls lxml's parsers, so every parse refuses DTDs and entities."""
+    parsers = {"fromstring", "XML", "parse", "XMLParser", "iterparse", "XMLPullParser"}
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "xmlsafe.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in parsers
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "etree"
+            ):
+                offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")  # noqa: PERF401
+    assert offenders == []
