@@ -8,10 +8,11 @@ change them at run time (``PUT /lab/cms/knobs``), so one lab can test both behav
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from xesync.lab.fixture import FixtureError
+from xesync.lab.knobs import knobs_as_dict, with_changes
 
 VERSIONS = ("2.0", "2.2", "2.6", "3.0")
 
@@ -87,20 +88,14 @@ class CmsKnobs:
 
     def as_dict(self) -> dict[str, Any]:
         """The knobs as the control API shows them (the API password is masked)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["password"] = "***"
-        return out
+        return knobs_as_dict(self)
 
     def updated(self, changes: Mapping[str, Any]) -> CmsKnobs:
         """A copy with ``changes`` applied and checked.
 
         :raises ValueError: naming the bad knob.
         """
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ValueError(f"unknown CMS knob(s) {unknown}; known: {sorted(names)}")
-        merged = replace(self, **dict(changes))
+        merged = with_changes(self, changes, "CMS")
         merged.check()
         return merged
 

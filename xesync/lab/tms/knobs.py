@@ -7,10 +7,11 @@ lab convenience. The control API changes them at run time (``POST /lab/tms/knobs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from xesync.lab.fixture import FixtureError
+from xesync.lab.knobs import knobs_as_dict, with_changes
 
 OWNER_TO_CMS = ("none", "ownerJid", "ownerAdGuid")
 OWNER_FIELDS = ("username", "email", "id")
@@ -83,20 +84,14 @@ class TmsKnobs:
 
     def as_dict(self) -> dict[str, Any]:
         """The knobs as the control API shows them (the password masked)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["password"] = "***"
-        return out
+        return knobs_as_dict(self)
 
     def updated(self, changes: Mapping[str, Any]) -> TmsKnobs:
         """A checked copy with ``changes`` applied.
 
         :raises ValueError: naming the bad knob.
         """
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ValueError(f"unknown TMS knob(s) {unknown}; known: {sorted(names)}")
-        merged = replace(self, **dict(changes))
+        merged = with_changes(self, changes, "TMS")
         if "codes" in changes:
             merged.codes = {**DEFAULT_CODES, **dict(changes["codes"])}
         merged.check()
