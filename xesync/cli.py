@@ -71,15 +71,20 @@ class AppContext:
         return cfg
 
 
+def config_option(help_text: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """``-c/--config``: on the group, and again on each command so it may follow the command name."""
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help=help_text,
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Configuration file (default: $XESYNC_CONFIG, then /etc/xesync/xesync.toml).",
-)
+@config_option("Configuration file (default: $XESYNC_CONFIG, then /etc/xesync/xesync.toml).")
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG.")
 @click.version_option(__version__, prog_name="xesync")
 @click.pass_context
@@ -91,14 +96,7 @@ def app(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 
 
 @app.command("check-config")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Configuration file (overrides the group option).",
-)
+@config_option("Configuration file (overrides the group option).")
 @click.pass_obj
 @catch_errors
 def check_config(obj: AppContext, config_path: Path | None) -> None:
