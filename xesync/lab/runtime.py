@@ -97,7 +97,7 @@ class Lab:
                 cms_link = ServiceLink(
                     url=section["url"], username=section["username"], password=section["password"]
                 )
-            self.tms = TmsSimulator(self.fixture, self.clock, cms=cms_link)
+            self.tms = TmsSimulator(self.fixture, self.clock, cms=cms_link, directory=self.directory)
             self._serve(self.tms)
         if "ews" in self.only:
             from xesync.lab.ews import EwsSimulator  # noqa: PLC0415

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -11,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xesync.lab.fixture import FixtureError
-from xesync.lab.tms.directory import parse_ldif_guids
+from xesync.lab.fixture import DirectoryLink, FixtureError, load_fixture
+from xesync.lab.tms.directory import directory_guids, guid_map
 from xesync.lab.tms.knobs import TmsKnobs, parse_knobs
 from xesync.lab.tms.recurrence import MAX_OCCURRENCES, Pattern, RecurrenceError
 from xesync.lab.tms.values import default_title, fmt_time, parse_time, status_matches
@@ -122,13 +121,39 @@ def test_knobs_parse_from_the_fixture_table_and_refuse_bad_values():
     assert not TmsKnobs().needs_session("GetDefaultConference")
 
 
-def test_ldif_guids_by_uid_and_mail():
-    """entryUUID and binary objectGUID values in an LDIF map uid and mail to the GUID."""
+def test_directory_guids_by_uid_account_and_mail():
+    """entryUUID and binary objectGUID values map uid, sAMAccountName and mail to the GUID."""
     guid = uuid.uuid4()
-    ldif = (
-        "dn: uid=alice,dc=lab\nuid: alice\nmail: alice@lab.example\nentryUUID: 1234-abcd\n\n"
-        f"dn: uid=bob,dc=lab\nuid: bob\nobjectGUID:: {base64.b64encode(guid.bytes_le).decode()}\n\n"
-        "dn: uid=dave,dc=lab\nuid: dave\n"
-    )
-    guids = parse_ldif_guids(ldif)
+    entries = [
+        {"uid": ["alice"], "mail": ["alice@lab.example"], "entryUUID": "1234-abcd"},
+        {"sAMAccountName": "bob", "objectGUID": guid.bytes_le},
+        {"uid": ["dave"]},
+    ]
+    guids = guid_map(entries)
     assert guids == {"alice": "1234-abcd", "alice@lab.example": "1234-abcd", "bob": str(guid)}
+
+
+def test_directory_guids_from_the_lab_ldif_match_the_cms_import():
+    """TMS reads the same stable entryUUIDs from the lab directory that the CMS simulator imports."""
+    fixture = load_fixture()
+    spec = fixture.directory
+    link = DirectoryLink(
+        url=spec.ldif.as_uri().replace("file://", "ldif://", 1),
+        bind_dn=spec.bind_dn,
+        password=spec.password,
+        base_dn=spec.base_dn,
+        pmp_group_dn=spec.pmp_group_dn,
+    )
+    guids = directory_guids(link)
+    assert {"alice", "alice@lab.example", "bob", "carol", "dave"} <= set(guids)
+    assert guids["alice"] == guids["alice@lab.example"]
+    assert "erin@partner.example" not in guids
+    assert directory_guids(None) == {}
+
+
+def test_unreachable_directory_gives_no_guids():
+    """A directory that cannot be reached leaves TMS without GUIDs instead of failing the lab."""
+    link = DirectoryLink(
+        url="ldap://127.0.0.1:1", bind_dn="cn=x", password="y", base_dn="dc=x", pmp_group_dn="cn=g"
+    )
+    assert directory_guids(link) == {}

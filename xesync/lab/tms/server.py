@@ -20,7 +20,7 @@ from xesync import events
 from xesync.lab.base import ControlError
 from xesync.lab.clock import LabClock
 from xesync.lab.faults import Fault
-from xesync.lab.fixture import LabFixture, ServiceLink
+from xesync.lab.fixture import DirectoryLink, LabFixture, ServiceLink
 from xesync.lab.http import LabRequest, LabResponse, RequestInfo
 from xesync.lab.tms import control
 from xesync.lab.tms.cms_driver import CmsDriver
@@ -67,12 +67,18 @@ class TmsSimulator:
     name = "tms"
     fault_kinds = FAULT_KINDS
 
-    def __init__(self, fixture: LabFixture, clock: LabClock, cms: ServiceLink | None = None) -> None:
+    def __init__(
+        self,
+        fixture: LabFixture,
+        clock: LabClock,
+        cms: ServiceLink | None = None,
+        directory: DirectoryLink | None = None,
+    ) -> None:
         self.fixture = fixture
         self.clock = clock
         self.cms_link = cms
         self.knobs: TmsKnobs = parse_knobs(fixture.tms)
-        self.guids = directory_guids(fixture)
+        self.guids = directory_guids(directory)
         self.store = TmsStore(fixture, self.knobs, self.guids)
         self.driver = self._driver()
         self.lifecycle = Lifecycle(self)
