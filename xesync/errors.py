@@ -12,6 +12,7 @@ can log the fields and print an actionable line.
     │   └── StoreError            the state store cannot be opened or used as it is
     │       └── StoreVersionError the store was written by a newer xesync
     ├── TransientError            retry later: throttling, 5xx, timeouts, a server gone away
+    │   ├── StoreBusyError        another writer held the store's lock past the busy timeout
     │   └── LdapUnavailableError
     ├── PermanentError            this item cannot succeed as it is
     │   ├── TmsFaultError         a SOAP fault from TMS (error code + text)
@@ -123,6 +124,22 @@ class CmsHttpError(PermanentError):
         self.path = path
         detail = f" ({failure})" if failure else ""
         super().__init__(f"CMS {path} answered HTTP {status}{detail}")
+
+
+class StoreBusyError(TransientError):
+    """Another process held the state store's write lock past the busy timeout; retry later.
+
+    :param path: the database file.
+    :param waited_s: how long the write lock was waited for.
+    """
+
+    def __init__(self, path: str, waited_s: float) -> None:
+        self.path = path
+        self.waited_s = waited_s
+        super().__init__(
+            f"state store {path} stayed locked by another writer for {waited_s:g} s; "
+            "is a second xesync running against the same sync.state_dir?"
+        )
 
 
 class LdapUnavailableError(TransientError):

@@ -45,7 +45,7 @@ from typing import Final, Self
 import structlog
 
 from xesync import events
-from xesync.errors import StoreError, StoreVersionError
+from xesync.errors import StoreBusyError, StoreError, StoreVersionError
 from xesync.model import AuditEntry, LicenceCheck, RoomSyncState, SyncRecord
 from xesync.store_schema import (
     AUDIT_COLUMNS,
@@ -202,6 +202,14 @@ def _rowid(cur: sqlite3.Cursor) -> int:
     return cur.lastrowid
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    # SQLITE_BUSY / SQLITE_LOCKED; the sqlite3 module exposes the code from Python 3.11 on.
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 class Store:
     """The state store; open it with :meth:`Store.open`, and close it or use it as a context manager.
 
@@ -209,10 +217,13 @@ class Store:
     transaction's writes; use the :class:`Transaction`'s methods there).
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT
+    ) -> None:
         """Wrap an open, migrated connection; use :meth:`Store.open` rather than calling this."""
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
+        self._busy_timeout = busy_timeout
         self.path = path
 
     @classmethod
@@ -244,7 +255,7 @@ class Store:
             conn.close()
             raise
         log.info(events.STORE_OPENED, path=str(path), schema_version=version)
-        return cls(conn, path)
+        return cls(conn, path, busy_timeout)
 
     def close(self) -> None:
         """Close the connection; a second call does nothing."""
@@ -281,7 +292,7 @@ class Store:
 
         :raises RuntimeError: this thread already has a transaction of this store open; units of
             work do not nest (pass the :class:`Transaction` down instead).
-        :raises sqlite3.OperationalError: another process held the write lock past the busy timeout.
+        :raises StoreBusyError: another process held the write lock past the busy timeout.
         :returns: a context manager yielding the :class:`Transaction`, usable only inside the block.
         """
         with self._lock:
@@ -289,7 +300,12 @@ class Store:
             if conn.in_transaction:
                 msg = f"a transaction on {self.path} is already open; units of work do not nest"
                 raise RuntimeError(msg)
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise StoreBusyError(str(self.path), self._busy_timeout.total_seconds()) from exc
+                raise
             tx = Transaction(conn)
             try:
                 yield tx

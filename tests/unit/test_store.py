@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from xesync import events, store
-from xesync.errors import StoreError, StoreVersionError
+from xesync.errors import StoreBusyError, StoreError, StoreVersionError, TransientError
 from xesync.model import (
     AuditEntry,
     AuditOutcome,
@@ -665,3 +665,15 @@ def test_enum_values_are_lower_case():
     for enum in (BookingStatus, LicenceVerdict, AuditOutcome):
         for member in enum:
             assert member.value == member.name.lower()
+
+
+def test_a_second_writer_gets_a_retryable_busy_error(tmp_path):
+    """A writer that cannot get the lock within the busy timeout gets StoreBusyError, a TransientError."""
+    path = tmp_path / "state" / "xesync.db"
+    with Store.open(path) as first, Store.open(path, busy_timeout=timedelta(milliseconds=50)) as second:
+        with first.transaction(), pytest.raises(StoreBusyError) as err, second.transaction():
+            pass
+        assert isinstance(err.value, TransientError)
+        assert err.value.path == str(path)
+        with second.transaction() as tx:
+            assert tx.records("room") == []
