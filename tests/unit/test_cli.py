@@ -78,3 +78,13 @@ def test_lab_serve_refuses_non_loopback():
     result = CliRunner().invoke(app, ["lab", "serve", "--host", "0.0.0.0"])  # noqa: S104 - the refusal is the point
     assert result.exit_code == 2
     assert "loopback" in result.stderr
+
+
+def test_lab_serve_write_config_needs_ews_and_tms(tmp_path):
+    """--write-config with --only cms is refused, since the written config could not validate."""
+    result = CliRunner().invoke(
+        app, ["lab", "serve", "--only", "cms", "--write-config", str(tmp_path / "x.toml")]
+    )
+    assert result.exit_code == 2
+    assert "--write-config needs the ews and tms simulators" in result.stderr
+    assert not (tmp_path / "x.toml").exists()

@@ -35,6 +35,9 @@ def serve(
     """Start the lab, print one JSON line on stdout, serve until SIGTERM or SIGINT."""
     # stdout carries exactly one line (the contract); every log line goes to stderr.
     logs.configure(LoggingConfig(), stream=sys.stderr, verbose=verbose)
+    if write_config is not None and not {"ews", "tms"} <= set(only):
+        # [exchange] and [tms] are required sections: a config without them would not validate.
+        raise LabUsageError("--write-config needs the ews and tms simulators (drop --only or add them)")
     try:
         fixture = load_fixture(fixture_path)
         lab = Lab(fixture, host=host, only=only)
