@@ -224,3 +224,26 @@ def test_control_api_seeds_steers_and_counts_over_http(env):
     assert counts["tms"]["operations"]["GetUsers"] == 2
     assert lab.describe()["tms"]["url"].endswith("/tms/external/booking/bookingservice.asmx")
     assert http.get(f"{control}/state", timeout=5).json()["tms"]["systems"] == 4
+
+
+def test_extending_a_running_meeting_puts_the_space_fields_again(env):
+    """A later end saved while the meeting runs re-PUTs the same space fields once and keeps the call."""
+    lab, tms, cms, url = env
+    book(tms, title="Stand-up", key="ext")
+    start_meeting(lab)
+    _, space = the_call(cms, url)
+    lab.cms.control("requests", "DELETE", None)
+    book(tms, title="Stand-up", key="ext", end=START + timedelta(hours=2))
+    lab.clock.set(START + timedelta(minutes=2))
+    puts = {
+        k: v for k, v in lab.cms.control("requests", "GET", None)["operations"].items() if k.startswith("PUT")
+    }
+    assert list(puts.values()) == [1], puts
+    assert all("cospaces" in k.lower() for k in puts)
+    again = cms_get(cms, url, f"/coSpaces/{space.get('id')}")
+    assert text(again, "name") == "Stand-up"
+    assert text(again, "secret") == text(space, "secret")
+    lab.clock.set(START + timedelta(hours=1, minutes=1))
+    assert len(cms_all(cms, url, "/calls")) == 1  # still running past the old end
+    lab.clock.set(START + timedelta(hours=2, minutes=1))
+    assert cms_all(cms, url, "/calls") == []

@@ -8,18 +8,26 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from xesync.lab.tms import series
 from xesync.lab.tms.model import Booking, ConferenceInput, Occurrence, TmsUser
 from xesync.lab.tms.recurrence import Pattern, PatternException, RecurrenceError
 from xesync.lab.tms.soap import Code, TmsFault
 from xesync.lab.tms.store import TmsStore
+from xesync.lab.tms.timezones import ConferenceZone, TimeZoneError, TimeZoneRule, conference_zone
 from xesync.lab.tms.values import default_title, fmt_time
 
 STRICT = "Strict"
+TZ_RULES_API = 11  # tms-booking-api.md §4: ConferenceTimeZoneRules from API 11
 BEST_EFFORT = "BestEffortForced"
 
 
-def save(store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now: datetime) -> Booking:
-    """``SaveConference(WithMode)``: upsert by external key, then by ``ConferenceId`` (§7.1)."""
+def save(
+    store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now: datetime, *, api: int = 22
+) -> Booking:
+    """``SaveConference(WithMode)``: upsert by external key, then by ``ConferenceId`` (§7.1).
+
+    A client at ``api`` >= 11 has its series expanded by its ``ConferenceTimeZoneRules`` (§4, §8.5).
+    """
     existing = _existing(store, inp)
     if existing is not None:
         _check_version(store, existing, inp.version)
@@ -35,7 +43,10 @@ def save(store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now:
     if end <= start:
         raise TmsFault(store.knobs.code("invalid_request"), "The end time must be after the start time.")
     pattern = inp.pattern if inp.pattern is not None or existing is None else existing.pattern
-    starts = _expand(store, pattern, start)
+    zone_rules = inp.time_zone_rules
+    if zone_rules is None:
+        zone_rules = existing.time_zone_rules if existing is not None else []
+    starts = _expand(store, pattern, start, _zone(store, zone_rules) if api >= TZ_RULES_API else None)
     duration = end - start
     if starts[-1] + duration <= now:
         raise TmsFault(Code.CANNOTBOOKINTHEPAST, "The conference ends in the past.")
@@ -50,12 +61,18 @@ def save(store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now:
     participants = [p for p in participants if not (p.is_system and p.participant_id == 0)]
     _check_systems(store, [p.participant_id for p in participants if p.is_system])
     owner = _owner(store, inp, caller, existing)
-    occurrences = _occurrences(store, existing, pattern=pattern, starts=starts, duration=duration, now=now)
+    occurrences = series.occurrences(
+        store, existing, pattern=pattern, starts=starts, duration=duration, now=now
+    )
     _check_window(store, [o for o in occurrences if not o.deleted and o.ended_at is None], now)
     systems = [p.participant_id for p in participants if p.is_system]
     conflict = _conflict(store, existing, systems=systems, occurrences=occurrences, now=now)
     if conflict and mode != BEST_EFFORT:
         raise TmsFault(Code.SYSTEM_ALREADY_BOOKED, conflict)
+    old_live = existing.live() if existing is not None else []
+    live = series.ongoing(existing, now)
+    if existing is not None and live is not None:
+        series.detach(store, existing, live, caller)
     booking = existing or Booking(
         booking_id=occurrences[0].conference_id if pattern is None else store.next_conference_id(),
         title="",
@@ -77,11 +94,17 @@ def save(store: TmsStore, inp: ConferenceInput, mode: str, caller: TmsUser, now:
     booking.external_primary_key = inp.external_primary_key or booking.external_primary_key
     booking.participants = list(participants)
     booking.pattern = pattern
+    booking.time_zone_rules = list(zone_rules)
     booking.occurrences = occurrences
     booking.defective = bool(conflict)
     booking.version = store.next_version()
     store.register(booking)
     store.record(booking, "Updated" if existing else "New", caller)
+    if existing is not None and live is not None:  # §11: the renumbered pending occurrences are gone
+        new_ids = {o.conference_id for o in occurrences}
+        gone_ids = [o.conference_id for o in old_live if o is not live and o.effective_end > now]
+        for gone in [cid for cid in gone_ids if cid not in new_ids]:
+            store.record(booking, "Deleted", caller, gone)
     return booking
 
 
@@ -139,6 +162,9 @@ def delete_booking(store: TmsStore, booking: Booking, caller: TmsUser, now: date
         raise TmsFault(Code.MEETINGISDELETED, "The conference is already deleted.")
     if all(store_end(o) <= now for o in booking.live()):
         raise TmsFault(Code.CANNOTBOOKINTHEPAST, "Conferences in the past cannot be deleted.")
+    live = series.ongoing(booking, now)
+    if live is not None:  # §11: deleting a series during a live occurrence ends that occurrence
+        series.detach(store, booking, live, caller).occurrences[0].ended_at = now
     for occ in booking.live():
         if booking.status(occ, now) == "Ongoing":
             occ.ended_at = now
@@ -239,11 +265,20 @@ def _check_version(store: TmsStore, booking: Booking, version: int | None) -> No
         )
 
 
-def _expand(store: TmsStore, pattern: Pattern | None, start: datetime) -> list[datetime]:
+def _zone(store: TmsStore, rules: list[TimeZoneRule]) -> ConferenceZone | None:
+    try:
+        return conference_zone(rules)
+    except TimeZoneError as exc:
+        raise TmsFault(store.knobs.code("time_zone_rule"), str(exc)) from None
+
+
+def _expand(
+    store: TmsStore, pattern: Pattern | None, start: datetime, zone: ConferenceZone | None
+) -> list[datetime]:
     if pattern is None:
         return [start]
     try:
-        starts = pattern.starts(start)
+        starts = pattern.starts(start, zone)
     except RecurrenceError as exc:
         code = {
             "never_ending": Code.NEVER_ENDING_RECURRENCE_NOT_SUPPORTED,
@@ -254,62 +289,6 @@ def _expand(store: TmsStore, pattern: Pattern | None, start: datetime) -> list[d
     if not starts:
         raise TmsFault(store.knobs.code("invalid_request"), "The recurrence pattern has no occurrences.")
     return starts
-
-
-def _occurrences(
-    store: TmsStore,
-    existing: Booking | None,
-    *,
-    pattern: Pattern | None,
-    starts: list[datetime],
-    duration: timedelta,
-    now: datetime,
-) -> list[Occurrence]:
-    old = {o.recurrence_id or o.start: o for o in existing.occurrences} if existing else {}
-    single_old = (
-        existing.occurrences[0] if existing and not existing.recurrent and existing.occurrences else None
-    )
-    out: list[Occurrence] = []
-    for start in starts:
-        rid = start if pattern is not None else None
-        prior = old.get(start) if pattern is not None else single_old
-        if prior is not None and pattern is not None and existing is not None and not existing.recurrent:
-            prior = None  # a single meeting turned series: its id stays the series' id
-        occ = Occurrence(
-            conference_id=prior.conference_id if prior else store.next_conference_id(),
-            start=start,
-            end=start + duration,
-            recurrence_id=rid,
-        )
-        if prior is not None:
-            occ.cms, occ.ended_at = prior.cms, prior.ended_at
-        out.append(occ)
-    exceptions = pattern.exceptions if pattern is not None else []
-    for exc in exceptions:
-        target = next((o for o in out if o.recurrence_id == exc.recurrence_id), None)
-        if exc.kind == "DELETE" and target is not None:
-            target.deleted = True
-        elif exc.kind == "MODIFY" and target is not None:
-            target.start = exc.start or target.start
-            target.end = exc.end or target.end
-            target.title, target.modified = exc.title, True
-        elif exc.kind == "ADD" and exc.start is not None:
-            out.append(
-                Occurrence(
-                    conference_id=store.next_conference_id(),
-                    start=exc.start,
-                    end=exc.end or exc.start + duration,
-                    recurrence_id=exc.recurrence_id,
-                    title=exc.title,
-                    modified=True,
-                )
-            )
-    # Sittings that already happened stay as they were (§11: past ones are left alone).
-    kept = {o.conference_id for o in out}
-    if existing is not None and pattern is not None:
-        out.extend(o for o in existing.occurrences if o.conference_id not in kept and o.effective_end <= now)
-    out.sort(key=lambda o: o.start)
-    return out
 
 
 def _check_systems(store: TmsStore, system_ids: list[int]) -> None:

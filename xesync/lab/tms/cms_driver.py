@@ -229,13 +229,14 @@ class CmsDriver:
                 **meeting.uri_fields,
             }
             owner_error = None
+            fields = {**opened, **meeting.owner_fields}
             try:
-                self._request("PUT", f"/coSpaces/{space}", {**opened, **meeting.owner_fields})
+                self._request("PUT", f"/coSpaces/{space}", fields)
             except CmsDriveError as exc:
                 if not meeting.owner_fields or exc.status != 400:  # noqa: PLR2004
                     raise
                 # The owner is not a CMS user: TMS still runs the meeting, without an owner (SMP).
-                owner_error = exc.detail
+                owner_error, fields = exc.detail, opened
                 self._request("PUT", f"/coSpaces/{space}", opened)
             call = self._post("/calls", {"coSpace": space})
             self._request("GET", "/callLegs")
@@ -250,7 +251,13 @@ class CmsDriver:
                 "legs": legs,
                 "owner": meeting.owner_fields,
                 "owner_error": owner_error,
+                "fields": fields,
             }
+
+    def extend(self, record: dict[str, Any]) -> None:
+        """Extend: PUT the start's fields again; CMS has no timeout field (cms-api.md §4.1 item 4)."""
+        with self._connected():
+            self._request("PUT", f"/coSpaces/{record['space_id']}", dict(record.get("fields") or {}))
 
     def end(self, record: dict[str, Any], *, clear_owner: bool) -> None:
         """Reset the pool space and delete the call (cms-api.md §4.1 item 5)."""

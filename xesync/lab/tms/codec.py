@@ -25,10 +25,12 @@ from xesync.lab.tms.model import (
 )
 from xesync.lab.tms.recurrence import parse_pattern, render_pattern
 from xesync.lab.tms.soap import BOOKING_NS, children, first, text
+from xesync.lab.tms.timezones import parse_rules, render_rules
 from xesync.lab.tms.values import as_bool, default_title, fmt_time, parse_time
 
 NS = BOOKING_NS
 MODERN_API = 14  # at and above this client version the TMS 15 elements are emitted
+TZ_RULES_API = 11  # ConferenceTimeZoneRules (§4, §8.5)
 
 
 def q(name: str, ns: str = NS) -> str:
@@ -100,6 +102,8 @@ def parse_conference(element: etree._Element) -> ConferenceInput:
     if parts is not None:
         inp.participants = [_participant(p) for p in children(parts, "Participant")]
     inp.version = _int(text(element, "Version"), "Version")
+    rules = first(element, "ConferenceTimeZoneRules")
+    inp.time_zone_rules = None if rules is None else parse_rules(rules)
     if inp.title is not None and len(inp.title) > 255:  # noqa: PLR2004 - §5
         raise ValueError("Title is longer than 255 characters")
     return inp
@@ -217,6 +221,9 @@ def render_conference(
         render_participants(el, booking.participants, modern=modern)
     if modern:
         sub(el, "ConferenceLanguage", booking.texts.get("ConferenceLanguage", "en-US"))
+    if client_version >= TZ_RULES_API and booking.time_zone_rules:
+        render_rules(el, NS, booking.time_zone_rules)  # as sent (§8.1 item 41)
+    if modern:
         state = sub(el, "ConferenceState")
         sub(state, "Status", booking.status(status_occ, now) if status_occ else "Deleted")
         sub(el, "Version", str(booking.version))

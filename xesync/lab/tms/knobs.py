@@ -25,6 +25,8 @@ DEFAULT_CODES: dict[str, int] = {
     "stale_version": -2147218260,
     "unknown_transaction": -2147218258,
     "invalid_request": -2147218257,
+    # spec: tms-booking-api.md §8.5 says a TimeZoneRule violation causes a fault but gives no code.
+    "time_zone_rule": -2147218259,
 }
 
 

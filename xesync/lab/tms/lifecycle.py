@@ -2,8 +2,9 @@
 
 Every tick (once a second, and at once after every clock move) the simulator looks for sittings that
 have started or ended. With a CMS simulator, a start opens a pool space and posts the call and its
-legs; an end resets the space and deletes the call (cms-api.md §4.1). HTTP to CMS happens outside the
-store's lock, so SOAP requests are not held up by CMS.
+legs; a later end of a running sitting (an extension) PUTs the start's space fields again; an end resets
+the space and deletes the call (cms-api.md §4.1). HTTP to CMS happens outside the store's lock, so SOAP
+requests are not held up by CMS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from xesync.lab.tms.server import TmsSimulator
 
 log = structlog.get_logger(__name__)
+Due = tuple[Occurrence, dict[str, Any]]
 
 
 class Lifecycle:
@@ -34,18 +36,19 @@ class Lifecycle:
     def on_tick(self, now: datetime) -> None:
         """The clock listener."""
         with self._lock:
-            starts, ends = self._due(now)
+            starts, extends, ends = self._due(now)
             for occ, meeting in starts:
                 self._start(occ, meeting)
+            for occ, record in extends:
+                self._extend(occ, record)
             for occ, record in ends:
                 self._end(occ, record)
 
-    def _due(
-        self, now: datetime
-    ) -> tuple[list[tuple[Occurrence, MeetingStart]], list[tuple[Occurrence, dict[str, Any]]]]:
+    def _due(self, now: datetime) -> tuple[list[tuple[Occurrence, MeetingStart]], list[Due], list[Due]]:
         store = self.sim.store
         starts: list[tuple[Occurrence, MeetingStart]] = []
-        ends: list[tuple[Occurrence, dict[str, Any]]] = []
+        extends: list[Due] = []
+        ends: list[Due] = []
         with store.lock:
             for booking in store.bookings.values():
                 for occ in booking.occurrences:
@@ -57,7 +60,14 @@ class Lifecycle:
                     elif state == "started" and status in ("Finished", "Deleted", "Defective"):
                         occ.cms["state"] = "ending"
                         ends.append((occ, dict(occ.cms)))
-        return starts, ends
+                    elif (
+                        state == "started"
+                        and status == "Ongoing"
+                        and occ.end.isoformat() > occ.cms.get("end", "")
+                    ):
+                        occ.cms["end"] = occ.end.isoformat()
+                        extends.append((occ, dict(occ.cms)))
+        return starts, extends, ends
 
     def _meeting(self, booking: Booking, occ: Occurrence) -> MeetingStart:
         store, knobs = self.sim.store, self.sim.knobs
@@ -115,6 +125,7 @@ class Lifecycle:
                 )
                 record = {"state": "failed", "error": str(exc)}
         with self.sim.store.lock:
+            record["end"] = occ.end.isoformat()
             occ.cms = record
         log.info(
             events.LAB_CONFERENCE_STARTED,
@@ -123,6 +134,17 @@ class Lifecycle:
             cms_space=record.get("space_id"),
             owner=record.get("owner"),
         )
+
+    def _extend(self, occ: Occurrence, record: dict[str, Any]) -> None:
+        driver = self.sim.driver
+        if driver is not None and "space_id" in record:
+            try:
+                driver.extend(record)
+            except CmsDriveError as exc:
+                log.warning(
+                    events.LAB_TMS_CMS_FAILED, step="extend", conference_id=occ.conference_id, error=str(exc)
+                )
+        log.info(events.LAB_CONFERENCE_EXTENDED, conference_id=occ.conference_id, end=record["end"])
 
     def _end(self, occ: Occurrence, record: dict[str, Any]) -> None:
         driver = self.sim.driver

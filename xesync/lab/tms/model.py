@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from xesync.lab.tms.recurrence import Pattern
+from xesync.lab.tms.timezones import TimeZoneRule
 
 TMS_CALL_TYPES = ("TMS", "TMS Master Participant")
 
@@ -159,6 +160,7 @@ class Booking:
     external_primary_key: str | None = None
     participants: list[Participant] = field(default_factory=list)
     pattern: Pattern | None = None
+    time_zone_rules: list[TimeZoneRule] = field(default_factory=list)
     occurrences: list[Occurrence] = field(default_factory=list)
     defective: bool = False
     deleted: bool = False
@@ -227,3 +229,4 @@ class ConferenceInput:
     external_primary_key: str | None = None
     participants: list[Participant] | None = None
     version: int | None = None
+    time_zone_rules: list[TimeZoneRule] | None = None

@@ -135,7 +135,7 @@ def _save(call: Call, op: str, mode: str, *, wrapped: bool) -> etree._Element:
     inp = _parse(call)
     if not isinstance(inp, ConferenceInput):  # pragma: no cover - _parse returns one
         raise TypeError(inp)
-    saved = rules.save(call.store, inp, mode, call.caller, call.now)
+    saved = rules.save(call.store, inp, mode, call.caller, call.now, api=call.client_version)
     out = response_element(op)
     if wrapped:
         # spec: tms-booking-api.md §6.3/§12.2: the WithMode result wraps a Conference ([third-party]).

@@ -1,8 +1,11 @@
 """TMS recurrence: ``RecurrencePattern`` in and out, and its expansion into occurrences.
 
-spec: tms-booking-api.md §4: with API >= 8 ``DayOfWeek`` values are in UTC, so the simulator expands
-in UTC. ``ConferenceTimeZoneRules`` (API >= 11) would let TMS keep local wall-clock times across a DST
-change; the simulator stores but does not apply them (not modelled).
+spec: tms-booking-api.md §4, §8.5: with ``ConferenceTimeZoneRules`` (API >= 11) a series is expanded
+in the conference's local time (:mod:`xesync.lab.tms.timezones`), so each occurrence keeps its local
+wall-clock start across a DST change and its UTC start shifts by the DST offset. ``DayOfWeek`` values
+are in UTC (API >= 8); the simulator maps them to local days by the first occurrence's day shift.
+Without rules (or for a client at API <= 10) TMS applies the *server's* rules; the lab's server zone
+is UTC, so the series is expanded in UTC.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from datetime import datetime, timedelta
 from lxml import etree
 
 from xesync.lab.tms.soap import children, first, text
+from xesync.lab.tms.timezones import ConferenceZone
 from xesync.lab.tms.values import fmt_time, parse_time
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -67,18 +71,27 @@ class Pattern:
     instances: int = 0
     exceptions: list[PatternException] = field(default_factory=list)
 
-    def starts(self, first_start: datetime) -> list[datetime]:
-        """The occurrence starts of the series whose first occurrence starts at ``first_start``.
+    def starts(self, first_start: datetime, zone: ConferenceZone | None = None) -> list[datetime]:
+        """The UTC occurrence starts of the series whose first occurrence starts at ``first_start``.
+
+        With ``zone`` the series is expanded in local wall-clock time (see the module docstring).
 
         :raises RecurrenceError: for a never-ending series, more than 100 occurrences, or an
             unsupported frequency (Yearly, Secondly, Minutely, Hourly).
         """
+        if zone is None:
+            return self._starts(first_start, self.end_date, self.days)
+        local = zone.to_local(first_start)
+        shift = (local.date() - first_start.date()).days
+        days = [DAYS[(DAYS.index(d) + shift) % 7] if d in DAYS else d for d in self.days]
+        end_date = zone.to_local(self.end_date) if self.end_date is not None else None
+        return [zone.to_utc(s) for s in self._starts(local, end_date, days)]
+
+    def _starts(self, first_start: datetime, end_date: datetime | None, days: list[str]) -> list[datetime]:
         end_type = self.end_type
         if end_type == "Default":
-            end_type = (
-                "EndByInstances" if self.instances > 0 else "EndByDate" if self.end_date else "EndNever"
-            )
-        if end_type == "EndNever" or (end_type == "EndByDate" and self.end_date is None):
+            end_type = "EndByInstances" if self.instances > 0 else "EndByDate" if end_date else "EndNever"
+        if end_type == "EndNever" or (end_type == "EndByDate" and end_date is None):
             raise RecurrenceError("never_ending", "Recurrent conferences without an end are not supported.")
         if end_type == "EndByInstances" and self.instances <= 0:
             raise RecurrenceError("invalid", "PatternInstances must be positive.")
@@ -88,8 +101,8 @@ class Pattern:
             raise RecurrenceError("invalid", "Invalid recurrence pattern.")
         out: list[datetime] = []
         limit = self.instances if end_type == "EndByInstances" else None
-        last_day = self.end_date.date() if end_type == "EndByDate" and self.end_date else None
-        for start in self._candidates(first_start):
+        last_day = end_date.date() if end_type == "EndByDate" and end_date else None
+        for start in self._candidates(first_start, days):
             if last_day is not None and start.date() > last_day:
                 break
             out.append(start)
@@ -101,7 +114,7 @@ class Pattern:
             raise RecurrenceError("too_many", "A series may have at most 100 occurrences.")
         return out
 
-    def _candidates(self, first_start: datetime) -> list[datetime]:
+    def _candidates(self, first_start: datetime, days: list[str]) -> list[datetime]:
         # Enough candidates for 101 occurrences over any supported frequency, in order.
         freq = "Daily" if self.frequency == "Default" else self.frequency
         found: list[datetime] = []
@@ -115,7 +128,7 @@ class Pattern:
                     found.append(day)
                 day += timedelta(days=1)
         elif freq == "Weekly":
-            wanted = {DAYS.index(d) for d in self.days if d in DAYS} or {first_start.weekday()}
+            wanted = {DAYS.index(d) for d in days if d in DAYS} or {first_start.weekday()}
             week_start = first_start - timedelta(
                 days=(first_start.weekday() - DAYS.index(self.first_day)) % 7
             )
@@ -131,20 +144,20 @@ class Pattern:
             for i in range(horizon * 2):
                 month0 = first_start.month - 1 + i * self.interval
                 year, month = first_start.year + month0 // 12, month0 % 12 + 1
-                sitting = self._monthly_day(first_start, year, month)
+                sitting = self._monthly_day(first_start, year, month, days)
                 if sitting is not None and sitting >= first_start:
                     found.append(sitting)
                 if len(found) >= horizon:
                     break
         return found
 
-    def _monthly_day(self, first_start: datetime, year: int, month: int) -> datetime | None:
+    def _monthly_day(self, first_start: datetime, year: int, month: int, days: list[str]) -> datetime | None:
         days_in = calendar.monthrange(year, month)[1]
         if self.by_set_position == 0:
             # BySetPosition 0 = the meeting's (or ByMonthDay's) day of month; skipped when too short.
             dom = self.by_month_day or first_start.day
             return first_start.replace(year=year, month=month, day=dom) if dom <= days_in else None
-        weekday = DAYS.index(self.days[0]) if self.days and self.days[0] in DAYS else first_start.weekday()
+        weekday = DAYS.index(days[0]) if days and days[0] in DAYS else first_start.weekday()
         matches = [d for d in range(1, days_in + 1) if calendar.weekday(year, month, d) == weekday]
         pos = self.by_set_position
         if pos > len(matches) or pos < -len(matches):
