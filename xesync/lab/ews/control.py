@@ -5,7 +5,7 @@ Actions (``METHOD /lab/ews/<action>``, JSON bodies):
 - ``GET mailboxes``: every mailbox with its item count per folder.
 - ``GET mailbox/<email>[/<folder>]``: the items of a folder (default ``calendar``), summarised.
 - ``GET outbox``: messages and meeting responses sent since the reset.
-- ``GET responses``: meeting responses (who, UID, Accept/Decline/Tentative, body).
+- ``GET responses``: meeting responses (who, UID, Accept/Decline/Tentative, body, occurrence).
 - ``POST meetings``: the organiser-side "send meeting to room" action: ``{"organizer", "subject",
   "start", "end", "rooms": [...], "attendees": [...], "body", "sensitivity", "timezone",
   "recurrence": {"pattern": "daily|weekly", "interval", "days", "count"}}``; answers the UID and ids.

@@ -7,24 +7,25 @@ the lab; a room's Calendar Attendant and Resource Booking Attendant (RBA) then a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
 from xesync import events
-from xesync.lab.ews.calendar import item_span, live_occurrences
+from xesync.lab.ews.calendar import Occurrence, live_occurrences
+from xesync.lab.ews.copies import mirror, refresh
+from xesync.lab.ews.rba import decide, instance_refusal
 from xesync.lab.ews.settings import RoomPolicy
 from xesync.lab.ews.store import (
     STATE_CANCELED,
     STATE_MEETING,
     STATE_RECEIVED,
-    Attendee,
     Item,
     Override,
-    Person,
     Store,
+    occurrence_id,
 )
 
 log = structlog.get_logger(__name__)
@@ -79,6 +80,39 @@ class Meetings:
                 continue
             self._deliver(org, email, full=full)
 
+    def send_occurrence(self, org: Item, original: datetime, *, full: bool) -> None:
+        """Deliver the organiser's change to one instance (``ews.md`` §3.4, §3.5).
+
+        An AutoAccept room re-checks only that instance of its accepted series: declined alone if it
+        now conflicts (AllowConflicts false), else accepted. Other attendees get a series update.
+        """
+        for attendee in org.attendees():
+            email = attendee.person.email.casefold()
+            copy = self.store.by_uid(email, org.uid)
+            policy = self.policies.get(email)
+            if (
+                copy is None
+                or policy is None
+                or policy.automate_processing != "AutoAccept"
+                or not full
+                or self.rba_delay_s > 0
+            ):
+                self.send(org, full=full, recipients={email})
+                continue
+            if original in org.overrides:  # a changed instance is a new question to the room
+                org.overrides[original].responses.pop(email, None)
+            refresh(copy, org, full=False)
+            if original not in org.deleted_occurrences:
+                copy.deleted_occurrences.discard(original)
+            self.store.touch(copy)
+            until = original + timedelta(days=1)
+            occ = next((o for o in live_occurrences(copy, until) if o.original_start == original), None)
+            if occ is None:
+                continue
+            reason = instance_refusal(self.store, copy, (occ.start, occ.end), policy)
+            response = "Accept" if reason is None else "Decline"
+            self.respond_occurrence(occ, response, body=reason or "", send=True, save_copy=False)
+
     def uninvite(self, org: Item, removed: set[str]) -> None:
         """Attendees taken off the meeting get a cancellation."""
         for email in removed:
@@ -107,7 +141,7 @@ class Meetings:
             copy.appointment_state = STATE_MEETING | STATE_RECEIVED
             self.store.add(copy)
         else:
-            mirror(copy, org)
+            refresh(copy, org, full=full)
             if full:
                 copy.my_response = "NoResponseReceived"
                 copy.free_busy = "Tentative"
@@ -175,10 +209,14 @@ class Meetings:
                     self.rba(item, policy)
 
     def rba(self, copy: Item, policy: RoomPolicy) -> None:
-        """The Resource Booking Attendant: accept (and munge) or decline a room copy."""
-        reason = self.refusal(copy, policy)
-        if reason is not None:
-            self.respond(copy, "Decline", body=reason, send=True, save_copy=False)
+        """The Resource Booking Attendant: accept (and munge) or decline a room copy.
+
+        A series accepted with conflicting instances loses those instances (DeletedOccurrences on the
+        room's copy) and the organiser is told their dates (``ews.md`` §3.5).
+        """
+        verdict = decide(self.store, copy, policy)
+        if verdict.refusal is not None:
+            self.respond(copy, "Decline", body=verdict.refusal, send=True, save_copy=False)
             return
         org_name = copy.organizer.name if copy.organizer else ""
         if policy.add_organizer_to_subject:
@@ -189,48 +227,33 @@ class Meetings:
             copy.body = ""
         if policy.remove_private_property:
             copy.sensitivity = "Normal"
-        self.respond(copy, "Accept", body="", send=True, save_copy=False)
-
-    def refusal(self, copy: Item, policy: RoomPolicy) -> str | None:
-        """Why the RBA declines ``copy``, or ``None`` to accept."""
-        now = self.store.now()
-        window_end = now + timedelta(days=policy.booking_window_days)
-        if copy.start is None or copy.end is None:
-            return "The meeting has no time."
-        if copy.recurrence is not None and not policy.allow_recurring_meetings:
-            return "Recurring meetings are not allowed in this room."
-        if (copy.end - copy.start) > timedelta(minutes=policy.maximum_duration_minutes):
-            return "The meeting is longer than this room allows."
-        spans = item_span(copy, window_end + timedelta(days=1))
-        if not spans:
-            return None
-        if spans[0][0] > window_end:
-            return "The meeting is outside the room's booking window."
-        if copy.recurrence is not None and policy.enforce_scheduling_horizon:
-            beyond = copy.recurrence.boundary == "NoEndRecurrence" or any(s > window_end for s, _ in spans)
-            if beyond:
-                return "The recurring meeting extends beyond the room's booking window."
-        if not policy.allow_conflicts:
-            for other in self.store.items_in(copy.mailbox, "calendar"):
-                if other.id == copy.id or other.uid == copy.uid or other.is_cancelled:
-                    continue
-                if other.free_busy == "Free" or other.my_response not in {"Accept", "Organizer"}:
-                    continue
-                for s2, e2 in item_span(other, window_end):
-                    if any(s < e2 and s2 < e for s, e in spans):
-                        who = other.organizer.name if other.organizer else "someone"
-                        return f"The room is already booked by {who}."
-        return None
+        for original in verdict.declined:
+            copy.deleted_occurrences.add(original)
+            copy.overrides.pop(original, None)
+        body = ""
+        if verdict.declined:
+            dates = ", ".join(d.strftime("%Y-%m-%d %H:%M UTC") for d in verdict.declined)
+            body = f"Accepted, except these occurrences, which conflict with other bookings: {dates}."
+        self.respond(copy, "Accept", body=body, send=True, save_copy=False, declined=verdict.declined)
 
     # ------------------------------------------------------------------------------- responses
 
-    def respond(self, copy: Item, response: str, *, body: str, send: bool, save_copy: bool) -> Item | None:
-        """An attendee answers: update its copy, tell the organiser, maybe keep a sent copy.
+    def respond(
+        self,
+        copy: Item,
+        response: str,
+        *,
+        body: str,
+        send: bool,
+        save_copy: bool,
+        declined: Sequence[datetime] = (),
+    ) -> Item | None:
+        """An attendee answers a whole meeting: update its copy, tell the organiser, maybe keep a sent copy.
 
+        :param declined: original starts of instances declined with an accepted series.
         :returns: the saved copy of the response (SendAndSaveCopy), if any.
         """
-        now = self.store.now()
-        copy.reply_time = now
+        copy.reply_time = self.store.now()
         if response == "Decline":
             copy.my_response = "Decline"
             self.store.move(copy, "deleteditems")
@@ -242,9 +265,51 @@ class Meetings:
             if msg.associated_item_id == copy.id and not msg.has_been_processed:
                 msg.has_been_processed = True
                 self.store.move(msg, "deleteditems")
+        return self._reply(copy, response, body, send=send, save_copy=save_copy, declined=declined)
+
+    def respond_occurrence(
+        self, occ: Occurrence, response: str, *, body: str, send: bool, save_copy: bool
+    ) -> Item | None:
+        """An attendee answers one instance only (``ews.md`` §3.5).
+
+        A decline deletes the instance from the attendee's series (a DeletedOccurrence); an accept or a
+        tentative makes it an Exception with its own response. The rest of the series is untouched.
+        """
+        master = occ.master
+        master.reply_time = self.store.now()
+        if response == "Decline":
+            master.deleted_occurrences.add(occ.original_start)
+            master.overrides.pop(occ.original_start, None)
+        else:
+            override = master.overrides.get(occ.original_start) or Override(occ.start, occ.end)
+            override.my_response = response
+            master.overrides[occ.original_start] = override
+        self.store.touch(master)
+        return self._reply(master, response, body, send=send, save_copy=save_copy, only=occ.original_start)
+
+    def _reply(
+        self,
+        copy: Item,
+        response: str,
+        body: str,
+        *,
+        send: bool,
+        save_copy: bool,
+        declined: Sequence[datetime] = (),
+        only: datetime | None = None,
+    ) -> Item | None:
+        """Record the response and deliver it to the organiser; ``only`` names one instance."""
+        now = self.store.now()
         attendee = self.store.person(copy.mailbox)
         self.responses.append(
-            {"from": attendee.email, "uid": copy.uid, "response": response, "body": body, "sent": str(send)}
+            {
+                "from": attendee.email,
+                "uid": copy.uid,
+                "response": response,
+                "body": body,
+                "sent": str(send),
+                "occurrence": only.isoformat() if only else "",
+            }
         )
         log.debug(events.LAB_EWS_MEETING_RESPONDED, attendee=attendee.email, uid=copy.uid, response=response)
         if not send or copy.organizer is None:
@@ -255,73 +320,65 @@ class Meetings:
             kind="MeetingResponse", sender=attendee.email, to=[org_email], subject=subject, response=response
         )
         org_item = self.store.by_uid(org_email, copy.uid)
+        associated = org_item.id if org_item else None
         if org_item is not None:
-            for a in org_item.attendees():
-                if a.person.email.casefold() == copy.mailbox:
-                    a.response = response
-                    a.last_response = now
+            if only is None:
+                for a in org_item.attendees():
+                    if a.person.email.casefold() == copy.mailbox:
+                        a.response = response
+                        a.last_response = now
+            else:
+                associated = _track(org_item, copy.mailbox, only, response) or associated
+            for original in declined:
+                _track(org_item, copy.mailbox, original, "Decline")
             self.store.touch(org_item)
         if self.store.mailbox(org_email) is not None:
-            msg = Item(
-                id=self.store.new_id(),
-                mailbox=org_email.casefold(),
-                folder="inbox",
-                element="MeetingResponse",
-                item_class=RESPONSE_CLASS[response],
-                subject=subject,
-                body=body,
-                is_read=False,
+            msg = self._response_item(
+                org_email.casefold(), "inbox", response, subject=subject, body=body, to=org_email
             )
             msg.sender = attendee
-            msg.to = [self.store.person(org_email)]
-            msg.response_type = response
-            msg.associated_item_id = org_item.id if org_item else None
+            msg.is_read = False
+            msg.associated_item_id = associated
             self.store.add(msg)
         if not save_copy:
             return None
-        sent = Item(
+        sent = self._response_item(
+            copy.mailbox, "sentitems", response, subject=subject, body=body, to=org_email
+        )
+        sent.sender = attendee
+        return self.store.add(sent)
+
+    def _response_item(
+        self, mailbox: str, folder: str, response: str, *, subject: str, body: str, to: str
+    ) -> Item:
+        item = Item(
             id=self.store.new_id(),
-            mailbox=copy.mailbox,
-            folder="sentitems",
+            mailbox=mailbox,
+            folder=folder,
             element="MeetingResponse",
             item_class=RESPONSE_CLASS[response],
             subject=subject,
             body=body,
         )
-        sent.sender = attendee
-        sent.to = [self.store.person(org_email)]
-        sent.response_type = response
-        return self.store.add(sent)
+        item.response_type = response
+        item.to = [self.store.person(to)]
+        return item
 
 
-def mirror(copy: Item, org: Item) -> None:
-    """Copy what an attendee's item shares with the organiser's (``ews.md`` §3.3)."""
-    copy.element = "CalendarItem"
-    copy.item_class = "IPM.Appointment"
-    copy.uid = org.uid
-    copy.subject = org.subject
-    copy.body, copy.body_type = org.body, org.body_type
-    copy.sensitivity = org.sensitivity
-    copy.importance = org.importance
-    copy.location = org.location
-    copy.start, copy.end = org.start, org.end
-    copy.start_tz, copy.end_tz = org.start_tz, org.end_tz
-    copy.is_all_day = org.is_all_day
-    copy.is_meeting = True
-    copy.is_cancelled = org.is_cancelled
-    copy.is_response_requested = True
-    copy.meeting_request_was_sent = False
-    copy.organizer = org.organizer
-    copy.required = [Attendee(Person(a.person.email, a.person.name), a.response) for a in org.required]
-    copy.optional = [Attendee(Person(a.person.email, a.person.name), a.response) for a in org.optional]
-    copy.resources = [Attendee(Person(a.person.email, a.person.name), a.response) for a in org.resources]
-    copy.sequence = org.sequence
-    copy.recurrence = org.recurrence
-    copy.overrides = {
-        k: Override(v.start, v.end, v.subject, v.location, v.body) for k, v in org.overrides.items()
-    }
-    copy.deleted_occurrences = set(org.deleted_occurrences)
-    copy.extended = dict(org.extended)
+def _track(org: Item, attendee: str, original: datetime, response: str) -> str | None:
+    """The organiser's copy records ``attendee``'s answer to one instance (making it an Exception).
+
+    :returns: that instance's id, or ``None`` if the organiser's series has no such live instance.
+    """
+    occ = next(
+        (o for o in live_occurrences(org, original + timedelta(days=1)) if o.original_start == original), None
+    )
+    if occ is None:
+        return None
+    override = org.overrides.get(original) or Override(occ.start, occ.end)
+    override.responses[attendee] = response
+    org.overrides[original] = override
+    return occurrence_id(org.id, original)
 
 
 __all__ = ["Meetings", "live_occurrences", "mirror"]

@@ -170,13 +170,13 @@ def _reply(ctx: Context, el: Element, response: str, disposition: str) -> list[I
         )
     body_el = child(el, "Body")
     body = (body_el.text or "") if body_el is not None else ""
-    saved = ctx.meetings.respond(
-        item,
-        response,
-        body=body,
-        send=disposition in {"SendOnly", "SendAndSaveCopy"},
-        save_copy=disposition == "SendAndSaveCopy",
-    )
+    send = disposition in {"SendOnly", "SendAndSaveCopy"}
+    save_copy = disposition == "SendAndSaveCopy"
+    if isinstance(target, Occurrence):
+        # ews.md §3.5: an answer to one instance leaves the rest of the series as it was.
+        saved = ctx.meetings.respond_occurrence(target, response, body=body, send=send, save_copy=save_copy)
+    else:
+        saved = ctx.meetings.respond(item, response, body=body, send=send, save_copy=save_copy)
     return [saved] if saved is not None else []
 
 
@@ -322,10 +322,12 @@ def _update_occurrence(ctx: Context, occ: Occurrence, updates: Element | None, i
         body=(scratch.body, scratch.body_type)
         if "Body" in changed or (occ.override and occ.override.body)
         else None,
+        my_response=occ.override.my_response if occ.override else None,
+        responses=dict(occ.override.responses) if occ.override else {},
     )
     ctx.store.touch(master)
     if master.my_response == "Organizer" and invites in SEND_INVITES and master.attendees():
-        ctx.meetings.send(master, full=bool(changed & TIME_FIELDS))
+        ctx.meetings.send_occurrence(master, occ.original_start, full=bool(changed & TIME_FIELDS))
     occ.override = master.overrides[occ.original_start]
     occ.start, occ.end = scratch.start, scratch.end
     return occ

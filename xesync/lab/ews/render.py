@@ -95,14 +95,15 @@ def mailbox_el(parent: Element, tag: str, person: Person) -> Element:
     return el
 
 
-def _attendees(parent: Element, tag: str, attendees: list[Attendee]) -> None:
+def _attendees(parent: Element, tag: str, attendees: list[Attendee], own: dict[str, str]) -> None:
+    """Attendees with their responses; ``own`` holds one instance's responses (``ews.md`` §3.5)."""
     if not attendees:
         return
     el = sub(parent, t(tag))
     for a in attendees:
         at = sub(el, t("Attendee"))
         mailbox_el(at, "Mailbox", a.person)
-        sub(at, t("ResponseType"), a.response)
+        sub(at, t("ResponseType"), own.get(a.person.email.casefold(), a.response))
         if a.last_response is not None:
             sub(at, t("LastResponseTime"), fmt_dt(a.last_response))
 
@@ -140,6 +141,8 @@ class _View:
         self.location = ov.location if ov and ov.location is not None else self.item.location
         body = ov.body if ov and ov.body is not None else (self.item.body, self.item.body_type)
         self.body, self.body_type = body
+        self.my_response = ov.my_response if ov and ov.my_response else self.item.my_response
+        self.responses = ov.responses if ov else {}
 
     @property
     def is_calendar(self) -> bool:
@@ -336,15 +339,15 @@ def _calendar_fields(el: Element, v: _View, shape: Shape) -> None:
     if w("calendar:CalendarItemType"):
         sub(el, t("CalendarItemType"), v.calendar_type())
     if w("calendar:MyResponseType"):
-        sub(el, t("MyResponseType"), item.my_response)
+        sub(el, t("MyResponseType"), v.my_response)
     if w("calendar:Organizer") and item.organizer is not None:
         mailbox_el(el, "Organizer", item.organizer)
     if w("calendar:RequiredAttendees"):
-        _attendees(el, "RequiredAttendees", item.required)
+        _attendees(el, "RequiredAttendees", item.required, v.responses)
     if w("calendar:OptionalAttendees"):
-        _attendees(el, "OptionalAttendees", item.optional)
+        _attendees(el, "OptionalAttendees", item.optional, v.responses)
     if w("calendar:Resources"):
-        _attendees(el, "Resources", item.resources)
+        _attendees(el, "Resources", item.resources, v.responses)
     if w("calendar:ConflictingMeetingCount"):
         sub(el, t("ConflictingMeetingCount"), "0")
     if w("calendar:AdjacentMeetingCount"):

@@ -29,6 +29,10 @@ class RoomPolicy:
     enforce_scheduling_horizon: bool = True
     maximum_duration_minutes: int = 1440
     allow_recurring_meetings: bool = True
+    # A series with conflicting instances is accepted, those instances declined, while the conflicts
+    # stay within both limits (percent of the instances in the booking window, and a count).
+    conflict_percentage_allowed: int = 0
+    maximum_conflict_instances: int = 0
     delete_subject: bool = False
     add_organizer_to_subject: bool = False
     delete_comments: bool = False

@@ -72,13 +72,19 @@ class Attendee:
 
 @dataclass(slots=True)
 class Override:
-    """A modified occurrence (an Exception) of a series, keyed by its original start."""
+    """A modified occurrence (an Exception) of a series, keyed by its original start.
+
+    ``my_response`` is an attendee's own answer to this instance alone; ``responses`` is what the
+    organiser's copy tracks per attendee (casefolded address) for this instance (``ews.md`` §3.5).
+    """
 
     start: datetime
     end: datetime
     subject: str | None = None
     location: str | None = None
     body: tuple[str, str] | None = None
+    my_response: str | None = None
+    responses: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
