@@ -112,3 +112,17 @@ def test_lxml_parses_only_in_xmlsafe():
             ):
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")  # noqa: PERF401
     assert offenders == []
+
+
+def test_every_test_states_its_behaviour():
+    """Every test function carries a docstring saying the behaviour it checks (STYLE.md §10)."""
+    tests = PACKAGE.parent / "tests"
+    missing = [
+        f"{path.relative_to(tests)}:{node.lineno}"
+        for path in tests.rglob("test_*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.name.startswith("test_")
+        and not ast.get_docstring(node)
+    ]
+    assert missing == []
