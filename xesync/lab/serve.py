@@ -15,7 +15,7 @@ from typing import Any
 from xesync import logs
 from xesync.config import LoggingConfig
 from xesync.errors import UserError
-from xesync.lab.fixture import FixtureError, load_fixture
+from xesync.lab.fixture import FixtureError, LabFixture, load_fixture
 from xesync.lab.http import NotLoopbackError
 from xesync.lab.runtime import Lab
 
@@ -54,7 +54,9 @@ def serve(
     with lab:
         description = lab.describe()
         if write_config is not None:
-            write_lab_config(description, write_config, state_dir=write_config.parent / "state")
+            write_lab_config(
+                description, write_config, fixture=fixture, state_dir=write_config.parent / "state"
+            )
             description["config"] = str(write_config)
         sys.stdout.write(json.dumps(description) + "\n")
         sys.stdout.flush()
@@ -72,8 +74,14 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def write_lab_config(description: dict[str, Any], path: Path, *, state_dir: Path) -> None:
-    """Write a complete xesync configuration for the running lab, secrets in files beside it."""
+def write_lab_config(
+    description: dict[str, Any], path: Path, *, fixture: LabFixture, state_dir: Path
+) -> None:
+    """Write a complete xesync configuration for the running lab, secrets in files beside it.
+
+    The TMS domain and the JID domain come from the fixture (``netbios``, ``domain``), the same values
+    the TMS users and the CMS LDAP jidMapping are built from.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets_dir = path.parent / "secrets"
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
@@ -117,8 +125,6 @@ def write_lab_config(description: dict[str, Any], path: Path, *, state_dir: Path
         ]
     ldap = description.get("ldap")
     if ldap:
-        domain = str(ews["users"][0]["username"]).split("\\", 1)[0] if ews and ews["users"] else "LAB"
-        mail_domain = ldap["base_dn"].replace("dc=", "").replace(",", ".")
         lines += [
             "[ldap]",
             f"url = {_toml_str(ldap['url'])}",
@@ -127,8 +133,8 @@ def write_lab_config(description: dict[str, Any], path: Path, *, state_dir: Path
             f"base_dn = {_toml_str(ldap['base_dn'])}",
             f"pmp_groups = [{_toml_str(ldap['pmp_group_dn'])}]",
             'username_attribute = "uid"',
-            f"tms_domain = {_toml_str(domain)}",
-            f"jid_template = {_toml_str('{username}@' + mail_domain)}",
+            f"tms_domain = {_toml_str(fixture.netbios)}",
+            f"jid_template = {_toml_str('{username}@' + fixture.domain)}",
             'guid_attribute = "entryUUID"',
             'group_membership = "member_of"',
             "",
