@@ -13,9 +13,17 @@ can log the fields and print an actionable line.
     │       └── StoreVersionError the store was written by a newer xesync
     ├── TransientError            retry later: throttling, 5xx, timeouts, a server gone away
     │   ├── StoreBusyError        another writer held the store's lock past the busy timeout
-    │   └── LdapUnavailableError
+    │   ├── LdapUnavailableError
+    │   └── ServiceUnavailableError  EWS, TMS or CMS unreachable, 5xx, throttled past max_wait
     ├── PermanentError            this item cannot succeed as it is
     │   ├── TmsFaultError         a SOAP fault from TMS (error code + text)
+    │   │   ├── TmsConflictError      a participant is already booked (Strict mode)
+    │   │   ├── TmsOwnerError         the owner is not (and cannot be made) a TMS user
+    │   │   ├── TmsLimitError         a booking limit (past, window, recurrence, title, system)
+    │   │   ├── TmsNotFoundError      the conference does not exist (any more)
+    │   │   └── TmsStaleVersionError  the Version sent is out of date: re-read, then save again
+    │   ├── ExchangeItemError     one room item cannot be read or written (gone, stale changekey)
+    │   ├── ExchangeAccessError   a room mailbox cannot be opened (impersonation, no such mailbox)
     │   ├── CmsHttpError          an HTTP error from CMS (status + failureDetails code)
     │   ├── LdapLookupError       the directory refused a lookup
     │   └── LdapTlsError          the directory's certificate could not be verified
@@ -108,6 +116,74 @@ class TmsFaultError(PermanentError):
         self.operation = operation
         op = f" {operation}" if operation else ""
         super().__init__(f"TMS{op} fault {code}: {text}")
+
+
+class TmsConflictError(TmsFaultError):
+    """A participant (room system) is already booked in the period, or TMS found no call route."""
+
+
+class TmsOwnerError(TmsFaultError):
+    """The owner named in the booking is not a TMS user and TMS could not create it (ERR_USER_NOT_FOUND)."""
+
+
+class TmsLimitError(TmsFaultError):
+    """The booking breaks a TMS limit (tms-booking-api.md §11): past, window, recurrence, title, system."""
+
+
+class TmsNotFoundError(TmsFaultError):
+    """The conference (or occurrence) does not exist in TMS, or no longer does."""
+
+
+class TmsStaleVersionError(TmsFaultError):
+    """The ``Version`` sent is older than TMS's (tms-booking-api.md §7.3): re-read, then save again."""
+
+
+class ServiceUnavailableError(TransientError):
+    """EWS, TMS or CMS could not be asked: refused or dropped connection, timeout, 5xx, throttling.
+
+    :param service: ``"ews"``, ``"tms"`` or ``"cms"``.
+    :param reason: what happened, e.g. ``"HTTP 503"`` or ``"connection refused"``.
+    :param retry_after: the server's back-off in seconds (``Retry-After``, ``BackOffMilliseconds``),
+        if it sent one.
+    """
+
+    def __init__(self, service: str, reason: str, retry_after: float | None = None) -> None:
+        self.service = service
+        self.reason = reason
+        self.retry_after = retry_after
+        wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        super().__init__(f"{service} unavailable: {reason}{wait}")
+
+
+class ExchangeItemError(PermanentError):
+    """One room item cannot be read or written as it is (deleted meanwhile, stale changekey).
+
+    :param room: the room key.
+    :param item_id: the Exchange item id, if known.
+    :param code: the EWS response code, e.g. ``ErrorItemNotFound``.
+    """
+
+    def __init__(self, room: str, item_id: str | None, code: str) -> None:
+        self.room = room
+        self.item_id = item_id
+        self.code = code
+        super().__init__(f"room {room!r}: item {item_id or '?'} failed with {code}")
+
+
+class ExchangeAccessError(PermanentError):
+    """A room mailbox cannot be opened by the service account.
+
+    :param room: the room key.
+    :param code: the EWS response code, e.g. ``ErrorImpersonateUserDenied`` or ``ErrorNonExistentMailbox``.
+    :param hint: what to change.
+    """
+
+    def __init__(self, room: str, code: str, hint: str = "") -> None:
+        self.room = room
+        self.code = code
+        self.hint = hint
+        more = f". {hint}" if hint else ""
+        super().__init__(f"room {room!r}: mailbox refused with {code}{more}")
 
 
 class CmsHttpError(PermanentError):
