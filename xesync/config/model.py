@@ -66,6 +66,27 @@ class BookingMode(StrEnum):
     BEST_EFFORT_FORCED = "best_effort_forced"
 
 
+class TmsAuthType(StrEnum):
+    """How xesync authenticates to the TMS Booking API (IIS Windows authentication or Basic)."""
+
+    BASIC = "basic"
+    NTLM = "ntlm"
+
+
+class PrivateMeetings(StrEnum):
+    """What title a private meeting gets in TMS."""
+
+    NEUTRAL = "neutral"  # sync.private_title instead of the subject
+    KEEP = "keep"  # the subject as it is
+
+
+class SeriesBeyondLimits(StrEnum):
+    """A series with no end or more than 100 occurrences (product.md L3, L4)."""
+
+    ROLLING = "rolling"  # book the occurrences inside the window (at most 100), extend as time passes
+    DECLINE = "decline"  # decline the series with the reason
+
+
 class GroupMembership(StrEnum):
     """How PMP+ group membership (nested groups included) is resolved in the directory."""
 
@@ -129,6 +150,7 @@ class TmsConfig:
     external_source_id: str = "xesync"
     booking_window_days: int = 365
     booking_mode: BookingMode = BookingMode.STRICT
+    auth_type: TmsAuthType = TmsAuthType.BASIC
     timeout: timedelta = timedelta(seconds=30)
     tls: TlsConfig = field(default_factory=TlsConfig)
 
@@ -178,8 +200,14 @@ class SyncConfig:
     state_dir: Path = Path("/var/lib/xesync")
     dry_run: bool = False
     mass_cancel_guard: bool = True
+    mass_cancel_max_share: float = 0.5
     unknown_organiser: UnknownOrganiser = UnknownOrganiser.DECLINE
     notify_organiser: bool = True
+    max_duration: timedelta = timedelta(hours=24)
+    private_meetings: PrivateMeetings = PrivateMeetings.NEUTRAL
+    private_title: str = "Private meeting"
+    series_beyond_limits: SeriesBeyondLimits = SeriesBeyondLimits.ROLLING
+    templates_dir: Path | None = None
 
     @property
     def database(self) -> Path:

@@ -21,10 +21,13 @@ from xesync.config.model import (
     LogFormat,
     LoggingConfig,
     MetricsConfig,
+    PrivateMeetings,
     RoomConfig,
     Secret,
+    SeriesBeyondLimits,
     SyncConfig,
     TlsConfig,
+    TmsAuthType,
     TmsConfig,
     UnknownOrganiser,
 )
@@ -82,6 +85,7 @@ def _tms(r: Reader) -> TmsConfig:
         external_source_id=r.text("external_source_id", "xesync") or "xesync",
         booking_window_days=r.integer("booking_window_days", 365, minimum=1),
         booking_mode=r.enum("booking_mode", BookingMode, BookingMode.STRICT),
+        auth_type=r.enum("auth_type", TmsAuthType, TmsAuthType.BASIC),
         timeout=r.duration("timeout", timedelta(seconds=30)),
         tls=_tls(r),
     )
@@ -149,9 +153,25 @@ def _sync(r: Reader) -> SyncConfig:
         state_dir=r.path_("state_dir", Path("/var/lib/xesync")) or Path("/var/lib/xesync"),
         dry_run=r.flag("dry_run", default=False),
         mass_cancel_guard=r.flag("mass_cancel_guard", default=True),
+        mass_cancel_max_share=_share(r, "mass_cancel_max_share", 0.5),
         unknown_organiser=r.enum("unknown_organiser", UnknownOrganiser, UnknownOrganiser.DECLINE),
         notify_organiser=r.flag("notify_organiser", default=True),
+        max_duration=r.duration("max_duration", timedelta(hours=24)),
+        private_meetings=r.enum("private_meetings", PrivateMeetings, PrivateMeetings.NEUTRAL),
+        private_title=r.text("private_title", "Private meeting") or "Private meeting",
+        series_beyond_limits=r.enum("series_beyond_limits", SeriesBeyondLimits, SeriesBeyondLimits.ROLLING),
+        templates_dir=r.path_("templates_dir"),
     )
+
+
+def _share(r: Reader, name: str, default: float) -> float:
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+            raise ValueError("must be a number above 0 and at most 1")
+        return float(v)
+
+    value = r.get(name, check, default, required=False)
+    return default if value is None else value
 
 
 def _room(r: Reader) -> RoomConfig:
