@@ -25,14 +25,19 @@ log = structlog.get_logger("xesync.cli")
 
 
 def handle_error(exc: BaseException) -> int:
-    """Turn an error into advice on stderr and an exit code (STYLE.md §5)."""
+    """Turn an error into advice on stderr and an exit code (STYLE.md §5).
+
+    Exit codes: 2 a configuration or usage problem (:class:`UserError`, and nothing else), 75 try
+    again later (:class:`TransientError`), 74 the state store cannot be used, 3 a safety guard
+    refused, 1 anything else, including bugs (logged with their traceback).
+    """
     if isinstance(exc, UserError):
         click.echo(f"xesync: {exc}", err=True)
         return exc.exit_code
     if isinstance(exc, XesyncError):
         log.error(events.COMMAND_FAILED, error=str(exc), error_type=type(exc).__name__)
         click.echo(f"xesync: {exc}", err=True)
-        return int(getattr(exc, "exit_code", 1))
+        return exc.exit_code
     log.error(events.ERROR_UNEXPECTED, error_type=type(exc).__name__, exc_info=exc)
     click.echo(f"xesync: unexpected error ({type(exc).__name__}: {exc}); see the log", err=True)
     return 1

@@ -7,10 +7,11 @@ can log the fields and print an actionable line.
 ::
 
     XesyncError
-    ├── UserError                 configuration or usage; printed without a traceback
-    │   ├── ConfigError           every problem found, each with its key path
-    │   └── StoreError            the state store cannot be opened or used as it is
-    │       └── StoreVersionError the store was written by a newer xesync
+    ├── UserError                 configuration or usage (exit 2, and only these); no traceback
+    │   └── ConfigError           every problem found, each with its key path
+    ├── StoreError                the state store cannot be opened or used as it is (exit 74)
+    │   ├── StoreVersionError     the store was written by a newer xesync
+    │   └── StoreMigrationError   SQLite refused a migration step
     ├── TransientError            retry later: throttling, 5xx, timeouts, a server gone away
     │   ├── StoreBusyError        another writer held the store's lock past the busy timeout
     │   ├── LdapUnavailableError
@@ -39,6 +40,10 @@ from collections.abc import Sequence
 class XesyncError(Exception):
     """Root of every error xesync raises on purpose."""
 
+    # Exit 2 is reserved for UserError (configuration and usage), as click uses it for usage errors;
+    # tests/unit/test_cli.py checks that no other class claims it.
+    exit_code = 1
+
 
 class UserError(XesyncError):
     """A problem the user fixes (configuration, command-line usage); shown without a traceback."""
@@ -57,8 +62,11 @@ class ConfigError(UserError):
         super().__init__(f"{len(self.problems)} configuration problem(s){where}:\n{lines}")
 
 
-class StoreError(UserError):
+class StoreError(XesyncError):
     """The state store at ``path`` cannot be opened or used (permissions, journal mode, file system).
+
+    Not a :class:`UserError`: a corrupt file or a full disk is no configuration problem, and exit 2
+    must mean one. A closed store is a bug (``RuntimeError``); a locked one is :class:`StoreBusyError`.
 
     :param path: the database file.
     :param reason: what went wrong, e.g. ``"cannot set mode 0700 on /var/lib/xesync: not the owner"``.
@@ -69,6 +77,8 @@ class StoreError(UserError):
         self.path = path
         self.reason = reason
         super().__init__(f"state store {path}: {reason}. {hint}")
+
+    exit_code = 74  # EX_IOERR
 
 
 class StoreVersionError(StoreError):
@@ -86,6 +96,23 @@ class StoreVersionError(StoreError):
             path,
             f"schema version {found} is newer than {supported}, the newest this xesync knows",
             "Run the xesync release that wrote it, or point sync.state_dir elsewhere.",
+        )
+
+
+class StoreMigrationError(StoreError):
+    """SQLite refused a migration step; the step was rolled back, the file is at ``version - 1``.
+
+    :param path: the database file.
+    :param version: the schema version the failed step leads to.
+    :param reason: SQLite's message, e.g. ``"database or disk is full"``.
+    """
+
+    def __init__(self, path: str, version: int, reason: str) -> None:
+        self.version = version
+        super().__init__(
+            path,
+            f"migration to schema version {version} failed ({reason}); the file is unchanged",
+            "Free disk space or fix the file system, then start xesync again.",
         )
 
 

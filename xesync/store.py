@@ -45,7 +45,7 @@ from typing import Final, Self
 import structlog
 
 from xesync import events
-from xesync.errors import StoreBusyError, StoreError, StoreVersionError
+from xesync.errors import StoreBusyError, StoreError, StoreMigrationError, StoreVersionError
 from xesync.model import AuditEntry, LicenceCheck, RoomSyncState, SyncRecord
 from xesync.store_schema import (
     AUDIT_COLUMNS,
@@ -233,6 +233,8 @@ class Store:
         :param path: the database file, e.g. ``sync.database`` from the configuration.
         :param busy_timeout: how long to wait for another process's write lock.
         :raises StoreVersionError: the file was written by a newer release.
+        :raises StoreMigrationError: SQLite refused a migration step (disk full, I/O error).
+        :raises StoreBusyError: another process held the file's lock past ``busy_timeout``.
         :raises StoreError: the directory or file cannot be created or made private, the file is not
             an xesync store, or the file system cannot do WAL.
         :returns: the open store.
@@ -249,8 +251,8 @@ class Store:
         )
         try:
             conn.row_factory = sqlite3.Row
-            _configure(conn, path)
-            version = _migrate(conn, path)
+            _configure(conn, path, busy_timeout)
+            version = _migrate(conn, path, busy_timeout=busy_timeout)
         except BaseException:
             conn.close()
             raise
@@ -274,7 +276,10 @@ class Store:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise StoreError(str(self.path), "the store is closed", "Open it again with Store.open().")
+            # A bug in the caller, not a problem the user can fix: no XesyncError, so the boundary
+            # logs the traceback.
+            msg = f"the state store {self.path} is closed; open it again with Store.open()"
+            raise RuntimeError(msg)
         return self._conn
 
     @property
@@ -291,7 +296,7 @@ class Store:
         timeout) at the start instead of failing half-way on a lock upgrade.
 
         :raises RuntimeError: this thread already has a transaction of this store open; units of
-            work do not nest (pass the :class:`Transaction` down instead).
+            work do not nest (pass the :class:`Transaction` down instead). Or the store is closed.
         :raises StoreBusyError: another process held the write lock past the busy timeout.
         :returns: a context manager yielding the :class:`Transaction`, usable only inside the block.
         """
@@ -478,15 +483,16 @@ def _tighten(target: Path, mode: int, *, fd: int | None = None) -> None:
         log.warning(events.STORE_MODE_TIGHTENED, path=str(target), old_mode=f"{current:o}", mode=f"{mode:o}")
 
 
-def _configure(conn: sqlite3.Connection, path: Path) -> None:
+def _configure(conn: sqlite3.Connection, path: Path, busy_timeout: timedelta) -> None:
     try:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        # Switching to WAL needs the file to itself: a writer in another process is no corruption.
+        if _is_busy(exc):
+            raise StoreBusyError(str(path), busy_timeout.total_seconds()) from exc
+        raise _unusable(path, exc) from exc
     except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            str(path),
-            f"not a usable SQLite database ({exc})",
-            "Restore it from a backup, or move it aside to start with an empty store.",
-        ) from exc
+        raise _unusable(path, exc) from exc
     if str(mode).lower() != "wal":
         raise StoreError(
             str(path),
@@ -495,6 +501,14 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         )
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    return StoreError(
+        str(path),
+        f"not a usable SQLite database ({exc})",
+        "Restore it from a backup, or move it aside to start with an empty store.",
+    )
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
@@ -520,11 +534,26 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def _migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> int:
-    """Apply the migrations the file lacks, each in its own transaction; return the final version."""
+def _migrate(
+    conn: sqlite3.Connection,
+    path: Path,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    busy_timeout: timedelta = DEFAULT_BUSY_TIMEOUT,
+) -> int:
+    """Apply the migrations the file lacks, each in its own transaction; return the final version.
+
+    :raises StoreBusyError: another process held the write lock past ``busy_timeout``.
+    :raises StoreMigrationError: SQLite refused a step; that step is rolled back.
+    """
     target = len(migrations)
     while True:
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise StoreBusyError(str(path), busy_timeout.total_seconds()) from exc
+            raise _unusable(path, exc) from exc
         try:
             # Read under the write lock: another process may have migrated while we waited for it.
             current = _version(conn, path, target)
@@ -532,11 +561,15 @@ def _migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migratio
                 conn.execute("COMMIT")
                 return current
             step = migrations[current]
-            for statement in step.statements:
-                conn.execute(statement)
-            # PRAGMA takes no parameters; the version is an int from this module.
-            conn.execute(f"PRAGMA user_version = {step.version:d}")
-            conn.execute("COMMIT")
+            try:
+                for statement in step.statements:
+                    conn.execute(statement)
+                # PRAGMA takes no parameters; the version is an int from this module.
+                conn.execute(f"PRAGMA user_version = {step.version:d}")
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                # Rolled back below; the error names the step so the log says which one failed.
+                raise StoreMigrationError(str(path), step.version, str(exc)) from exc
         except BaseException:
             _rollback(conn)
             raise

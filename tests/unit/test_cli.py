@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from structlog.testing import capture_logs
 
-from xesync.cli import app
+from xesync import errors, events
+from xesync.cli import app, handle_error
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "xesync.example.toml"
@@ -88,3 +90,32 @@ def test_lab_serve_write_config_needs_ews_and_tms(tmp_path):
     assert result.exit_code == 2
     assert "--write-config needs the ews and tms simulators" in result.stderr
     assert not (tmp_path / "x.toml").exists()
+
+
+def _error_classes() -> list[type[errors.XesyncError]]:
+    return [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.XesyncError)]
+
+
+def test_exit_code_2_means_a_configuration_or_usage_problem_only():
+    """Every error class exits 2 exactly when it is a UserError, so a store or network failure never does."""
+    classes = _error_classes()
+    assert errors.StoreError in classes
+    for cls in classes:
+        assert (cls.exit_code == 2) == issubclass(cls, errors.UserError), cls.__name__
+
+
+def test_handle_error_exit_codes():
+    """The boundary maps config, busy store, broken store, guard, permanent and bug errors to their codes."""
+    with capture_logs() as logs:
+        codes = {
+            "config": handle_error(errors.ConfigError(["x: bad"])),
+            "busy": handle_error(errors.StoreBusyError("/s/x.db", 10)),
+            "store": handle_error(errors.StoreError("/s/x.db", "not a usable SQLite database")),
+            "guard": handle_error(errors.MassCancelRefusedError("aurora", 3)),
+            "permanent": handle_error(errors.TmsFaultError("-1", "no")),
+            "bug": handle_error(RuntimeError("the state store /s/x.db is closed")),
+        }
+    assert codes == {"config": 2, "busy": 75, "store": 74, "guard": 3, "permanent": 1, "bug": 1}
+    unexpected = [e for e in logs if e["event"] == events.ERROR_UNEXPECTED]
+    assert [e["error_type"] for e in unexpected] == ["RuntimeError"]
+    assert "exc_info" in unexpected[0]

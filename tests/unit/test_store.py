@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from xesync import events, store
-from xesync.errors import StoreBusyError, StoreError, StoreVersionError, TransientError
+from xesync.errors import (
+    StoreBusyError,
+    StoreError,
+    StoreMigrationError,
+    StoreVersionError,
+    TransientError,
+    UserError,
+    XesyncError,
+)
 from xesync.model import (
     AuditEntry,
     AuditOutcome,
@@ -435,12 +443,22 @@ def test_reader_in_another_thread_waits_for_commit(state_store):
 
 
 def test_closed_store_refuses_use(db):
-    """A closed store raises StoreError naming the file; closing twice is harmless."""
+    """Using a closed store is a bug (a RuntimeError naming the file); closing twice is harmless."""
     opened = Store.open(db)
     opened.close()
     opened.close()
-    with pytest.raises(StoreError, match="closed"):
+    with pytest.raises(RuntimeError, match="closed") as err:
         opened.records(ROOM)
+    assert not isinstance(err.value, XesyncError)
+    assert str(db) in str(err.value)
+    with pytest.raises(RuntimeError, match="closed"), opened.transaction():
+        pass
+
+
+def test_store_errors_are_not_user_errors():
+    """A store that cannot be used is no configuration problem: StoreError does not exit 2."""
+    assert not issubclass(StoreError, UserError)
+    assert StoreError("/x.db", "broken").exit_code != UserError.exit_code
 
 
 # -- files and modes --------------------------------------------------------------------------------
@@ -625,8 +643,11 @@ def test_failed_migration_rolls_back_only_its_own_step(db):
     Store.open(db).close()
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        with pytest.raises(StoreMigrationError, match="already exists") as err:
             store._migrate(conn, db, broken)
+        assert err.value.version == 3
+        assert err.value.path == str(db)
+        assert isinstance(err.value.__cause__, sqlite3.OperationalError)
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'extra'").fetchone()[0] == 0
         assert not conn.in_transaction
@@ -677,3 +698,32 @@ def test_a_second_writer_gets_a_retryable_busy_error(tmp_path):
         assert err.value.path == str(path)
         with second.transaction() as tx:
             assert tx.records("room") == []
+
+
+def test_opening_a_store_another_process_writes_is_busy_not_unusable(tmp_path):
+    """A new file another connection holds locked makes Store.open raise StoreBusyError, not 'not usable'."""
+    path = tmp_path / "state" / "xesync.db"
+    path.parent.mkdir(mode=0o700)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("CREATE TABLE held (x)")
+        with pytest.raises(StoreBusyError) as err:
+            Store.open(path, busy_timeout=timedelta(milliseconds=50))
+        assert err.value.path == str(path)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_migrating_while_another_writer_holds_the_lock_is_busy(db):
+    """Store.open waiting on a writer's lock to migrate raises StoreBusyError, not sqlite3's error."""
+    Store.open(db).close()
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreBusyError):
+            Store.open(db, busy_timeout=timedelta(milliseconds=50))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
