@@ -41,7 +41,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xesync.meetings import ConferenceRequest
 
 
 def as_utc(value: datetime, name: str) -> datetime:
@@ -72,14 +75,35 @@ class BookingStatus(StrEnum):
     FAILED = "failed"  # the last attempt failed; ``last_error`` says why, the next run retries
 
 
+class RoomResponse(StrEnum):
+    """What xesync last wrote to a room's copy of a meeting (independent of where TMS stands)."""
+
+    NONE = "none"  # nothing written yet (or the write failed; ``last_error`` says why)
+    ACCEPTED = "accepted"  # accepted as the room, dial-in block written
+    DECLINED = "declined"  # declined as the room, with the reason
+
+
+class TmsState(StrEnum):
+    """Where a booking stands in Cisco TMS."""
+
+    PENDING = "pending"  # decided, not (yet) known to be saved
+    SAVED = "saved"  # TMS holds the conference
+    DEFECTIVE = "defective"  # saved as Defective (best-effort mode): booked, no route or a conflict
+    REJECTED = "rejected"  # refused, by TMS or by the pre-flight checks; ``last_error`` says why
+    DELETED = "deleted"  # deleted in TMS, or never booked because the meeting was cancelled
+
+
 class LicenceVerdict(StrEnum):
     """What a Cisco Meeting Server check found about the licence a meeting's call ran on."""
 
-    PMP = "pmp"  # the call ran on the organiser's Personal Multiparty Plus licence
-    SMP = "smp"  # the call ran, but consumed a Shared Multiparty licence
-    WRONG_OWNER = "wrong_owner"  # the call ran in a space owned by someone other than the organiser
-    NO_CALL = "no_call"  # no call was found for the meeting's conference in its time window
-    UNKNOWN = "unknown"  # CMS could not tell (API error, call already gone); ``reason`` says why
+    # spec: cms-api.md §3.4; the rules that pick one are xesync.licence.decide.
+    PMP_CONFIRMED = "pmp_confirmed"  # the organiser owns the space; their personal licence carries the call
+    PMP_LIKELY = "pmp_likely"  # owner and licence right, but their licence carries several calls at once
+    SMP_NO_OWNER = "smp_no_owner"  # the space had no owner when the call started (TMS passed none)
+    SMP_OWNER_UNLICENSED = "smp_owner_unlicensed"  # the organiser owns it, but has no PMP+ licence
+    OWNER_MISMATCH = "owner_mismatch"  # the space is owned by someone else (e.g. a stale pool owner)
+    CALL_NOT_FOUND = "call_not_found"  # no call for the meeting in its time window
+    UNVERIFIABLE = "unverifiable"  # CMS could not be asked; checked again later
 
 
 class AuditOutcome(StrEnum):
@@ -112,6 +136,10 @@ class SyncRecord:
     :param subject: the subject as booked in TMS.
     :param last_error: why the last attempt failed, if it did.
     :param updated_at: when this record was written.
+    :param response: what xesync last wrote to the room's copy.
+    :param dial_in_hash: a hash of the dial-in block last written into the room copy's body.
+    :param recheck_at: when to read the item again although Exchange reports no change (a retry
+        after a transient failure, a meeting waiting to enter the booking window, a rolling series).
     """
 
     room: str
@@ -130,14 +158,85 @@ class SyncRecord:
     subject: str
     last_error: str | None = None
     updated_at: datetime
+    response: RoomResponse = RoomResponse.NONE
+    dial_in_hash: str | None = None
+    recheck_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        _normalise(self, "occurrence", "start", "end", "updated_at")
+        # Room keys are SMTP addresses: one spelling in memory, whatever the config or EWS wrote.
+        object.__setattr__(self, "room", self.room.lower())
+        _normalise(self, "occurrence", "start", "end", "updated_at", "recheck_at")
 
     @property
     def key(self) -> tuple[str, str, datetime | None]:
         """The record's identity: ``(room, uid, occurrence)``."""
         return (self.room, self.uid, self.occurrence)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Booking:
+    """The one TMS conference made for a meeting (see *booking* above), whichever rooms it books.
+
+    Keyed ``(uid, occurrence)``: ``occurrence`` is ``None`` for a single meeting and for a whole
+    series (one recurrent conference); the per-room :class:`SyncRecord` rows point at it by UID.
+
+    :param uid: the meeting's UID.
+    :param occurrence: ``None``, or the recurrence id of an occurrence booked on its own.
+    :param external_key: the TMS ``ExternalPrimaryKey``.
+    :param conference_id: the TMS ``ConferenceId`` last seen (TMS may renumber: never an identity).
+    :param version: the TMS ``Version`` last seen, sent with the next update.
+    :param owner: the TMS user name asked for as owner, ``None`` for the service user.
+    :param organiser: the organiser's address.
+    :param rooms: the room keys TMS has as participants, in configuration order.
+    :param subject: the title as sent to TMS.
+    :param start: the (first occurrence's) start.
+    :param end: the (first occurrence's) end.
+    :param content_hash: a hash of what was sent to TMS but ids, version, exceptions and a rolling
+        series' window (see :mod:`xesync.reconcile`).
+    :param request: the :class:`~xesync.meetings.ConferenceRequest` last sent, so that a room
+        leaving or joining can be saved without the other rooms' items at hand.
+    :param state: where the booking stands in TMS.
+    :param info_text: ``ConferenceInfoText`` (the dial-in details) as TMS last returned it.
+    :param info_html: ``ConferenceInfoHtml`` as TMS last returned it.
+    :param notified_hash: a hash of what the organiser was last told (details or a refusal), so
+        that they are told once, and again only when it changes.
+    :param last_error: why TMS refused it, or why the last attempt failed.
+    :param updated_at: when this row was written.
+    """
+
+    uid: str
+    occurrence: datetime | None = None
+    external_key: str
+    conference_id: int | None = None
+    version: int | None = None
+    owner: str | None = None
+    organiser: str
+    rooms: tuple[str, ...] = ()
+    subject: str
+    start: datetime
+    end: datetime
+    content_hash: str
+    request: ConferenceRequest | None = None
+    state: TmsState
+    info_text: str = ""
+    info_html: str = ""
+    notified_hash: str | None = None
+    last_error: str | None = None
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rooms", tuple(r.lower() for r in self.rooms))
+        _normalise(self, "occurrence", "start", "end", "updated_at")
+
+    @property
+    def key(self) -> tuple[str, datetime | None]:
+        """The booking's identity: ``(uid, occurrence)``."""
+        return (self.uid, self.occurrence)
+
+    @property
+    def live(self) -> bool:
+        """Whether TMS holds the conference (saved, or saved as Defective)."""
+        return self.state in (TmsState.SAVED, TmsState.DEFECTIVE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
