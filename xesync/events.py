@@ -32,6 +32,18 @@ BOOKING_CANCELLED: Final = "booking.cancelled"
 BOOKING_SKIPPED: Final = "booking.skipped"
 MEETING_ACCEPTED: Final = "meeting.accepted"
 MEETING_DECLINED: Final = "meeting.declined"
+MEETING_REFUSED: Final = "meeting.refused"
+MEETING_SKIPPED: Final = "meeting.skipped"
+MEETING_SUBJECT_REPLACED: Final = "meeting.subject_replaced"
+MEETING_BODY_WRITTEN: Final = "meeting.body_written"
+MEETING_FAILED: Final = "meeting.failed"
+ORGANISER_NOTIFIED: Final = "organiser.notified"
+BOOKING_OWNER_FALLBACK: Final = "booking.owner_fallback"
+BOOKING_OWNER_MISMATCH: Final = "booking.owner_mismatch"
+BOOKING_REJECTED: Final = "booking.rejected"
+BOOKING_PLANNED: Final = "booking.planned"
+OCCURRENCE_CANCELLED: Final = "occurrence.cancelled"
+OCCURRENCE_MOVED: Final = "occurrence.moved"
 
 # checks
 CMS_CALL_CHECKED: Final = "cms.call_checked"
@@ -50,6 +62,12 @@ LDAP_USER_RESOLVED: Final = "ldap.user_resolved"
 LDAP_REQUEST_FAILED: Final = "ldap.request_failed"
 LDAP_MEMBERSHIP_DETECTED: Final = "ldap.membership_detected"
 RETRY_ATTEMPTED: Final = "retry.attempted"
+
+# service (systemd notify, health and metrics listener)
+SYSTEMD_NOTIFY_FAILED: Final = "systemd.notify_failed"
+HEALTH_STARTED: Final = "health.started"
+HEALTH_STOPPED: Final = "health.stopped"
+HEALTH_REQUEST_FAILED: Final = "health.request_failed"
 
 # lab
 LAB_STARTED: Final = "lab.started"
