@@ -69,6 +69,12 @@ HEALTH_STARTED: Final = "health.started"
 HEALTH_STOPPED: Final = "health.stopped"
 HEALTH_REQUEST_FAILED: Final = "health.request_failed"
 
+# service (systemd notify, health and metrics listener)
+SYSTEMD_NOTIFY_FAILED: Final = "systemd.notify_failed"
+HEALTH_STARTED: Final = "health.started"
+HEALTH_STOPPED: Final = "health.stopped"
+HEALTH_REQUEST_FAILED: Final = "health.request_failed"
+
 # lab
 LAB_STARTED: Final = "lab.started"
 LAB_STOPPED: Final = "lab.stopped"
