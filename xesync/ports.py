@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from xesync.licence import CmsSpace, CmsUser, LicensingSnapshot, MeetingOnCms
 from xesync.meetings import ConferenceRequest, ItemRef, Mail, RoomChanges, RoomItem, SavedConference
 
 
@@ -154,4 +155,80 @@ class SystemCatalogue(Protocol):
 
         :raises xesync.errors.ServiceUnavailableError: TMS cannot be asked now.
         """
+        ...
+
+
+class CallMonitor(Protocol):
+    """Cisco Meeting Server: proves a meeting's licence (cms-api.md §3.4) and, opt-in, fixes its owner.
+
+    Facts only: the rules that turn them into a prediction or a verdict are :mod:`xesync.licence`.
+    Configuration objects come from the cluster's shared database; calls and licence counters are
+    summed over every Call Bridge. A method that cannot reach every bridge it needs raises
+    :class:`~xesync.errors.ServiceUnavailableError`, which makes the verdict ``unverifiable``.
+    """
+
+    def find_user(self, *, jid: str | None = None, email: str | None = None) -> CmsUser | None:
+        """The CMS user with this JID (tried first) or e-mail, with its effective ``hasLicense``.
+
+        :param jid: the organiser's JID (``Person.jid``).
+        :param email: the organiser's e-mail address (``GET /users?emailFilter=``, CMS 2.1+).
+        :returns: the user, or ``None`` when CMS has none (not imported by its LDAP sync).
+        :raises xesync.errors.CmsHttpError: CMS refused the request (credentials, a bad parameter).
+        :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def user(self, user_id: str) -> CmsUser | None:
+        """The CMS user ``/users/<id>`` (e.g. a space's ``ownerId``) with its effective licence, or ``None``.
+
+        :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def find_meeting(
+        self, *, info_text: str | None, title: str | None, start: datetime | None = None
+    ) -> MeetingOnCms:
+        """The space TMS uses for a meeting and its active call.
+
+        :param info_text: the TMS conference's ``ConferenceInfoText`` (dial-in URI, numeric id).
+        :param title: the title as booked in TMS (TMS renames its pool space to it at start).
+        :param start: the meeting's start, to choose among several running spaces with that title.
+        :returns: what was found; an empty :class:`~xesync.licence.MeetingOnCms` when nothing matched.
+        :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def space(self, space_id: str) -> CmsSpace | None:
+        """The space with its owner (``GET /coSpaces/<id>``), or ``None`` if it is gone.
+
+        :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def set_owner(self, space_id: str, jid: str) -> CmsSpace:
+        """Make ``jid`` the space's owner (``PUT /coSpaces/<id> ownerJid=…``); the space as read back.
+
+        :raises xesync.errors.CmsHttpError: CMS refused (no user has ``jid``, the space is gone).
+        :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def clear_owner(self, space_id: str, *, only_if: str | None = None) -> bool:
+        """Unset the space's ``ownerJid`` (``PUT /coSpaces/<id> ownerJid=``), only while ``only_if`` owns it.
+
+        :returns: whether it was cleared; another owner is left alone.
+        :raises xesync.errors.CmsHttpError: CMS refused.
+        :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def licensing(self) -> LicensingSnapshot:
+        """``/system/multipartyLicensing`` and ``activePersonalLicenses``, summed over the Call Bridges.
+
+        :raises xesync.errors.ServiceUnavailableError: a Call Bridge cannot be asked now.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close every HTTP session."""
         ...

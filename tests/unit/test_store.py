@@ -137,7 +137,7 @@ def make_check(**overrides) -> LicenceCheck:
         "call_id": "c0ffee00-0000-4000-8000-000000000001",
         "cospace_id": "5ace0000-0000-4000-8000-000000000002",
         "owner_jid": "alice@example.com",
-        "verdict": LicenceVerdict.PMP,
+        "verdict": LicenceVerdict.PMP_CONFIRMED,
         "reason": "callLeg licence personal",
         "checked_at": OCC + timedelta(minutes=5),
     }
@@ -306,9 +306,9 @@ def test_audit_details_must_be_json(state_store):
 
 def test_licence_checks_newest_first(state_store):
     """Licence checks round-trip and are returned per meeting, newest first."""
-    first = make_check(verdict=LicenceVerdict.NO_CALL, call_id=None, cospace_id=None, owner_jid=None)
+    first = make_check(verdict=LicenceVerdict.CALL_NOT_FOUND, call_id=None, cospace_id=None, owner_jid=None)
     second = make_check(checked_at=first.checked_at + timedelta(minutes=5))
-    elsewhere = make_check(occurrence=None, verdict=LicenceVerdict.SMP, reason="shared licence")
+    elsewhere = make_check(occurrence=None, verdict=LicenceVerdict.SMP_NO_OWNER, reason="shared licence")
     with state_store.transaction() as tx:
         tx.add_licence_check(second)
         tx.add_licence_check(first)
