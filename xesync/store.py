@@ -35,18 +35,19 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
 import structlog
 
 from xesync import events
 from xesync.errors import StoreBusyError, StoreError, StoreMigrationError, StoreVersionError
-from xesync.model import AuditEntry, LicenceCheck, RoomSyncState, SyncRecord
+from xesync.model import AuditEntry, Booking, LicenceCheck, RoomSyncState, SyncRecord
+from xesync.store_bookings import BookingQueries, upsert_booking
 from xesync.store_schema import (
     AUDIT_COLUMNS,
     LICENCE_COLUMNS,
@@ -77,6 +78,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger("xesync.store")
+T = TypeVar("T")
+RECORD_COLUMN_COUNT: Final = len(RECORD_COLUMNS.split(", "))
 
 DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
@@ -112,7 +115,7 @@ def _select_room_state(conn: sqlite3.Connection, room: str) -> RoomSyncState | N
     return None if row is None else room_state_from_row(row)
 
 
-class Transaction:
+class Transaction(BookingQueries):
     """One unit of work, from ``BEGIN IMMEDIATE`` to ``COMMIT``; get it from :meth:`Store.transaction`.
 
     Every method raises ``RuntimeError`` once the ``with`` block has ended: between transactions the
@@ -124,6 +127,31 @@ class Transaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._open = True
+
+    def _run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        return query(self._c())
+
+    def upsert_booking(self, booking: Booking) -> None:
+        """Insert the booking, or replace every field of the one with the same key."""
+        upsert_booking(self._c(), booking)
+
+    @contextmanager
+    def savepoint(self, name: str = "unit") -> Iterator[None]:
+        """A nested unit inside the transaction: its writes are undone alone if the block raises.
+
+        The engine writes each meeting's outcome under its own savepoint, so that a meeting whose
+        rows cannot be written rolls back alone and the room's other meetings still commit.
+        """
+        conn = self._c()
+        label = "sp_" + "".join(ch for ch in name if ch.isalnum())[:40]
+        conn.execute(f"SAVEPOINT {label}")
+        try:
+            yield
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {label}")
+            conn.execute(f"RELEASE {label}")
+            raise
+        conn.execute(f"RELEASE {label}")
 
     def _c(self) -> sqlite3.Connection:
         if not self._open:
@@ -159,7 +187,7 @@ class Transaction:
         """Insert the record, or replace every field of the one with the same key."""
         updates = ", ".join(f"{c} = excluded.{c}" for c in RECORD_COLUMNS.split(", "))
         self._c().execute(
-            f"INSERT INTO record ({RECORD_COLUMNS}) VALUES ({', '.join('?' * 16)}) "  # noqa: S608 - constants only
+            f"INSERT INTO record ({RECORD_COLUMNS}) VALUES ({', '.join('?' * RECORD_COLUMN_COUNT)}) "  # noqa: S608 - constants only
             f"ON CONFLICT (room, uid, occurrence) DO UPDATE SET {updates}",
             record_row(record),
         )
@@ -210,7 +238,7 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
-class Store:
+class Store(BookingQueries):
     """The state store; open it with :meth:`Store.open`, and close it or use it as a context manager.
 
     Its read methods see committed data (and, in a thread that has a transaction open, that
@@ -320,6 +348,10 @@ class Store:
                 tx._end()  # noqa: SLF001
                 _rollback(conn)
                 raise
+
+    def _run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return query(self._connection())
 
     def records(self, room: str) -> list[SyncRecord]:
         """Return the room's records, by start, UID and occurrence."""

@@ -23,6 +23,7 @@ from xesync.model import (
     BookingStatus,
     LicenceCheck,
     LicenceVerdict,
+    RoomResponse,
     RoomSyncState,
     SyncRecord,
     as_utc,
@@ -137,6 +138,50 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX audit_room ON audit (room, id)",
         ),
     ),
+    Migration(
+        3,
+        "bookings that span rooms; a room's response apart from the TMS state; rechecks; verdicts",
+        (
+            # One TMS conference per (uid, occurrence), whichever rooms it books (issue: records
+            # were per room, but one conference books several rooms).
+            """CREATE TABLE booking (
+                uid TEXT NOT NULL,
+                occurrence TEXT NOT NULL,
+                external_key TEXT NOT NULL,
+                conference_id INTEGER,
+                version INTEGER,
+                owner TEXT,
+                organiser TEXT NOT NULL,
+                rooms TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                start_at TEXT NOT NULL,
+                end_at TEXT NOT NULL,
+                content_hash TEXT NOT NULL,
+                request TEXT,
+                state TEXT NOT NULL,
+                info_text TEXT NOT NULL,
+                info_html TEXT NOT NULL,
+                notified_hash TEXT,
+                last_error TEXT,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (uid, occurrence)
+            )""",
+            "CREATE UNIQUE INDEX booking_external_key ON booking (external_key, occurrence)",
+            "CREATE INDEX booking_conference ON booking (conference_id) WHERE conference_id IS NOT NULL",
+            "ALTER TABLE record ADD COLUMN response TEXT NOT NULL DEFAULT 'none'",
+            "ALTER TABLE record ADD COLUMN dial_in_hash TEXT",
+            "ALTER TABLE record ADD COLUMN recheck_at TEXT",
+            "CREATE INDEX record_uid ON record (uid)",
+            "CREATE INDEX record_item ON record (room, item_id)",
+            "CREATE INDEX record_recheck ON record (room, recheck_at) WHERE recheck_at IS NOT NULL",
+            # The licence verdicts became the seven of the licence proof; map the first release's.
+            "UPDATE licence_check SET verdict = 'pmp_confirmed' WHERE verdict = 'pmp'",
+            "UPDATE licence_check SET verdict = 'smp_no_owner' WHERE verdict = 'smp'",
+            "UPDATE licence_check SET verdict = 'owner_mismatch' WHERE verdict = 'wrong_owner'",
+            "UPDATE licence_check SET verdict = 'call_not_found' WHERE verdict = 'no_call'",
+            "UPDATE licence_check SET verdict = 'unverifiable' WHERE verdict = 'unknown'",
+        ),
+    ),
 )
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -144,7 +189,7 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 RECORD_COLUMNS: Final = (
     "room, uid, occurrence, conference_id, version, item_id, change_key, content_hash, status, "
-    "organiser, owner, start_at, end_at, subject, last_error, updated_at"
+    "organiser, owner, start_at, end_at, subject, last_error, updated_at, response, dial_in_hash, recheck_at"
 )
 """The ``record`` columns, in the order of :func:`record_row`."""
 AUDIT_COLUMNS: Final = "at, run_id, room, uid, occurrence, action, outcome, reason, details"
@@ -187,7 +232,8 @@ def record_row(r: SyncRecord) -> tuple[object, ...]:
     return (
         r.room, r.uid, encode_occurrence(r.occurrence), r.conference_id, r.version, r.item_id,
         r.change_key, r.content_hash, r.status.value, r.organiser, r.owner, encode_ts(r.start),
-        encode_ts(r.end), r.subject, r.last_error, encode_ts(r.updated_at),
+        encode_ts(r.end), r.subject, r.last_error, encode_ts(r.updated_at), r.response.value,
+        r.dial_in_hash, None if r.recheck_at is None else encode_ts(r.recheck_at),
     )  # fmt: skip
 
 
@@ -210,6 +256,9 @@ def record_from_row(row: sqlite3.Row) -> SyncRecord:
         subject=row["subject"],
         last_error=row["last_error"],
         updated_at=decode_ts(row["updated_at"]),
+        response=RoomResponse(row["response"]),
+        dial_in_hash=row["dial_in_hash"],
+        recheck_at=None if row["recheck_at"] is None else decode_ts(row["recheck_at"]),
     )
 
 

@@ -574,9 +574,9 @@ def build_v1(path: Path) -> None:
 def test_fresh_store_applies_every_migration_in_order(db):
     """A new file is migrated step by step from version 0, each step logged with its versions."""
     with capture_logs() as logs, Store.open(db) as opened:
-        assert opened.schema_version == SCHEMA_VERSION == 2
+        assert opened.schema_version == SCHEMA_VERSION == 3
     migrated = [(e["from_version"], e["to_version"]) for e in logs if e["event"] == events.STORE_MIGRATED]
-    assert migrated == [(0, 1), (1, 2)]
+    assert migrated == [(0, 1), (1, 2), (2, 3)]
     assert [e["event"] for e in logs][-1] == events.STORE_OPENED
 
 
@@ -597,7 +597,7 @@ def test_migration_from_v1_keeps_data(db):
             tx.add_licence_check(make_check())
         assert opened.latest_licence_check(ROOM, UID, OCC) == make_check()
     migrated = [(e["from_version"], e["to_version"]) for e in logs if e["event"] == events.STORE_MIGRATED]
-    assert migrated == [(1, 2)]
+    assert migrated == [(1, 2), (2, 3)]
 
 
 def test_migrated_schema_equals_fresh_schema(tmp_path):
@@ -638,17 +638,17 @@ def test_failed_migration_rolls_back_only_its_own_step(db):
     """A migration that fails leaves the file at the last completed version, with nothing half-applied."""
     broken = (
         *store.MIGRATIONS,
-        store.Migration(3, "broken", ("CREATE TABLE extra (x)", "CREATE TABLE record (x)")),
+        store.Migration(SCHEMA_VERSION + 1, "broken", ("CREATE TABLE extra (x)", "CREATE TABLE record (x)")),
     )
     Store.open(db).close()
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         with pytest.raises(StoreMigrationError, match="already exists") as err:
             store._migrate(conn, db, broken)
-        assert err.value.version == 3
+        assert err.value.version == SCHEMA_VERSION + 1
         assert err.value.path == str(db)
         assert isinstance(err.value.__cause__, sqlite3.OperationalError)
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'extra'").fetchone()[0] == 0
         assert not conn.in_transaction
     finally:
