@@ -236,11 +236,15 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsConfig:
-    """``[metrics]``: an optional loopback HTTP endpoint with counters."""
+    """``[metrics]``: an optional loopback HTTP endpoint with counters (``/metrics``) and ``/healthz``."""
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 9464
+    # A non-loopback host is refused unless this is set (xesync/health.py).
+    allow_remote: bool = False
+    # /healthz turns 503 when a room's last good pass is older; None: derived from sync.interval.
+    stale_after: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -31,7 +31,7 @@ from xesync.config.model import (
     TmsConfig,
     UnknownOrganiser,
 )
-from xesync.config.reader import EMAIL, HHMM, LEVELS, Reader
+from xesync.config.reader import EMAIL, HHMM, LEVELS, Reader, as_duration
 from xesync.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/xesync/xesync.toml")
@@ -211,6 +211,8 @@ def _metrics(r: Reader) -> MetricsConfig:
         enabled=r.flag("enabled", default=False),
         host=r.text("host", "127.0.0.1") or "127.0.0.1",
         port=r.integer("port", 9464, minimum=1),
+        allow_remote=r.flag("allow_remote", default=False),
+        stale_after=r.get("stale_after", as_duration, None, required=False),
     )
 
 

@@ -1,0 +1,410 @@
+"""``ExchangeCalendarSource``: room calendars over EWS with exchangelib 5.6 (ports.CalendarSource).
+
+Decisions, each with its reason:
+
+- **Explicit endpoint, build and auth type; never autodiscover** (ews.md §1.2, §4 trap 12). With
+  ``exchange.version`` unset, exchangelib probes the build once per protocol (one ``ConvertId``).
+- **One protocol per adapter, one Account per room.** exchangelib caches protocols by (endpoint,
+  credentials) and the first configuration wins (§4 trap 32), so the adapter evicts a cached one
+  when it creates its own and pins it on every Account; ``close()`` removes it again. Accounts are
+  made lazily under a lock, so the engine may run different rooms in parallel threads; one room's
+  passes are serialised by a per-room lock (the folder object holds the sync state).
+- **Retry policy.** ``FaultTolerance(max_wait)`` honours the server's back-off but only gives up when
+  one back-off exceeds ``max_wait``: a 503 with ``Retry-After: 1`` would be retried forever. The
+  subclass here also caps the *sum* of the waits within one adapter call. Dropped connections are
+  raised at once with one pooled session (trap 8), so reads are tried once more; writes never are.
+- **Cost** (issue 10). ``SyncFolderItems`` cannot return bodies or attendees (MS SyncFolderItems
+  Remarks), so a pass is ``SyncFolderItems`` (ids only) + ``GetItem`` (chunks of 100) for what
+  changed; an idle pass is the single ``SyncFolderItems``. Series are expanded by one calendar view
+  per pass (``FindItem`` with ``type`` only, then ``GetItem`` of the instances' UID and times).
+- **TLS.** exchangelib's only hook is the class attribute ``BaseProtocol.HTTP_ADAPTER_CLS``, which
+  would change every protocol in the process. Instead the adapter wraps its own protocol's
+  ``create_session`` and sets ``session.verify`` (a CA file or ``False``) on each new session.
+- Errors are translated once, in :mod:`xesync.adapters.exchange_errors`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import structlog
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    OAUTH2,
+    UTC,
+    Account,
+    Body,
+    Build,
+    CalendarItem,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    FaultTolerance,
+    HTMLBody,
+    Mailbox,
+    Message,
+    OAuth2Credentials,
+    Version,
+)
+from exchangelib.errors import (
+    ErrorInvalidSyncStateData,
+    ErrorItemNotFound,
+    ErrorTimeoutExpired,
+    RateLimitError,
+)
+from exchangelib.items import SEND_ONLY
+from exchangelib.protocol import Protocol
+
+from xesync import events
+from xesync.adapters.exchange_errors import ews_errors
+from xesync.adapters.exchange_items import (
+    INSTANCE_TYPES,
+    ITEM_FIELDS,
+    MASTER,
+    OCCURRENCE_FIELDS,
+    to_occurrences,
+    to_room_item,
+)
+from xesync.config.model import AuthType, ExchangeConfig, RoomConfig, TlsConfig
+from xesync.errors import ConfigError, ServiceUnavailableError
+from xesync.meetings import ItemRef, Mail, RoomChanges, RoomItem
+
+T = TypeVar("T")
+
+# SyncFolderItems allows 1..512 changes per call (ews.md §2.8.5); ids only, so big pages are cheap.
+SYNC_BATCH = 512
+# GetItem ids per request (ews.md §1.13).
+FETCH_CHUNK = 100
+READ_ATTEMPTS = 2
+
+
+class BoundedFaultTolerance(FaultTolerance):  # type: ignore[misc] # exchangelib is untyped
+    """``FaultTolerance`` whose back-offs within one adapter call add up to at most ``max_wait``.
+
+    exchangelib shares one policy object between every thread that uses the protocol; the sum is
+    kept per thread and reset by :meth:`start_call` at the start of each adapter call.
+    """
+
+    def __init__(self, max_wait: float) -> None:
+        super().__init__(max_wait=max_wait)
+        self._spent = threading.local()
+
+    def start_call(self) -> None:
+        """Start a new budget for the calling thread."""
+        self._spent.seconds = 0.0
+
+    def back_off(self, seconds: float | None) -> None:
+        """Wait ``seconds`` before the next request, unless the call's waits would pass ``max_wait``."""
+        wait = self.DEFAULT_BACKOFF if seconds is None else seconds
+        spent = getattr(self._spent, "seconds", 0.0) + wait
+        if spent > self.max_wait:
+            raise RateLimitError("Max timeout reached", wait=wait)
+        self._spent.seconds = spent
+        super().back_off(wait)
+
+
+def _credentials(exchange: ExchangeConfig) -> Any:
+    if exchange.auth_type is AuthType.OAUTH:
+        secret = exchange.oauth_client_secret
+        return OAuth2Credentials(
+            client_id=exchange.oauth_client_id,
+            client_secret=secret.reveal() if secret is not None else None,
+            tenant_id=exchange.oauth_tenant_id,
+        )
+    password = exchange.password.reveal() if exchange.password is not None else ""
+    return Credentials(exchange.username, password)
+
+
+_AUTH_TYPES = {AuthType.BASIC: BASIC, AuthType.NTLM: NTLM, AuthType.OAUTH: OAUTH2}
+
+
+def build_configuration(exchange: ExchangeConfig, policy: FaultTolerance) -> Any:
+    """The exchangelib ``Configuration`` for ``exchange`` (no I/O)."""
+    version = None
+    if exchange.version is not None:
+        version = Version(build=Build(*(int(part) for part in exchange.version.split("."))))
+    return Configuration(
+        service_endpoint=exchange.url,
+        credentials=_credentials(exchange),
+        auth_type=_AUTH_TYPES[exchange.auth_type],
+        version=version,
+        retry_policy=policy,
+        max_connections=exchange.max_connections,
+    )
+
+
+def apply_tls(protocol: Any, tls: TlsConfig) -> None:
+    """Make every session ``protocol`` creates verify TLS as ``tls`` says (see the module docstring)."""
+    verify: bool | str = str(tls.ca_file) if tls.ca_file is not None else tls.verify
+    if verify is True:
+        return  # requests' default: the system store, or REQUESTS_CA_BUNDLE
+    create = protocol.create_session
+
+    def create_session() -> Any:
+        session = create()
+        session.verify = verify
+        return session
+
+    protocol.create_session = create_session
+
+
+class ExchangeCalendarSource:
+    """Room mailbox calendars read and answered through EWS (see the module docstring).
+
+    :param exchange: the ``[exchange]`` section.
+    :param rooms: the configured rooms; calls for any other room raise ``ConfigError``.
+    :param lookahead: ``sync.lookahead``: a calendar view never spans more than this.
+    :param logger: a structlog logger (the daemon's); this module's own by default.
+    """
+
+    def __init__(
+        self,
+        exchange: ExchangeConfig,
+        rooms: Sequence[RoomConfig],
+        lookahead: timedelta,
+        *,
+        logger: Any = None,
+    ) -> None:
+        self._exchange = exchange
+        self._rooms = {room.email.lower(): room for room in rooms}
+        self._lookahead = lookahead
+        self._log = logger if logger is not None else structlog.get_logger(__name__)
+        self._policy = BoundedFaultTolerance(max_wait=exchange.max_wait.total_seconds())
+        self._config = build_configuration(exchange, self._policy)
+        self._access_type = IMPERSONATION if exchange.impersonation else DELEGATE
+        self._lock = threading.Lock()
+        self._room_locks = {key: threading.Lock() for key in self._rooms}
+        self._protocol: Any = None
+        self._accounts: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------ plumbing
+
+    def _room_key(self, room: str) -> str:
+        key = room.lower()
+        if key not in self._rooms:
+            names = ", ".join(sorted(self._rooms)) or "none"
+            raise ConfigError([f"room {room!r} is not configured; configured rooms: {names}"])
+        return key
+
+    def _account(self, key: str) -> Any:
+        with self._lock:
+            account = self._accounts.get(key)
+            if account is None:
+                if self._protocol is None:
+                    # Evict a protocol someone else cached for the same endpoint and credentials, so
+                    # that this adapter's retry policy, pool size and TLS settings are the ones used.
+                    with suppress(KeyError):
+                        del Protocol[self._config]
+                    protocol = Protocol(config=self._config)
+                    protocol.TIMEOUT = self._exchange.timeout.total_seconds()  # instance, not class
+                    apply_tls(protocol, self._exchange.tls)
+                    self._protocol = protocol
+                account = Account(
+                    primary_smtp_address=self._rooms[key].email,
+                    config=self._config,
+                    autodiscover=False,
+                    access_type=self._access_type,
+                    default_timezone=UTC,  # naive response values are read as UTC (ews.md §4 trap 26)
+                )
+                account.protocol = self._protocol
+                self._accounts[key] = account
+            return account
+
+    def _call(self, key: str, fn: Callable[[], T], *, item_id: str | None = None, retry: bool = False) -> T:
+        """Run ``fn`` with a fresh wait budget and translated errors; reads (``retry``) get a second try."""
+        attempts = READ_ATTEMPTS if retry else 1
+        for attempt in range(1, attempts + 1):
+            self._policy.start_call()
+            try:
+                with ews_errors(room=key, user=self._exchange.username, item_id=item_id):
+                    return fn()
+            except ServiceUnavailableError as exc:
+                if attempt == attempts or not isinstance(exc.__cause__, ErrorTimeoutExpired):
+                    raise
+                self._log.warning(
+                    events.RETRY_ATTEMPTED, service="ews", room=key, attempt=attempt, reason=exc.reason
+                )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _window(self, window: tuple[datetime, datetime]) -> tuple[Any, Any]:
+        start, end = window
+        end = min(end, start + self._lookahead)
+        return EWSDateTime.from_datetime(start), EWSDateTime.from_datetime(end)
+
+    # ------------------------------------------------------------------------------ reads
+
+    def changes(self, room: str, sync_state: str | None, *, window: tuple[datetime, datetime]) -> RoomChanges:
+        """``SyncFolderItems`` until drained, then ``GetItem`` of what changed and one ``FindItem`` view.
+
+        See :meth:`xesync.ports.CalendarSource.changes`.
+        """
+        key = self._room_key(room)
+        with self._room_locks[key]:
+            return self._call(key, lambda: self._changes(key, sync_state, window), retry=True)
+
+    def _changes(self, key: str, sync_state: str | None, window: tuple[datetime, datetime]) -> RoomChanges:
+        account = self._account(key)
+        calendar = account.calendar
+        full = sync_state is None
+        try:
+            changed, deleted, state = _drain(calendar, sync_state)
+        except ErrorInvalidSyncStateData:
+            # ews.md §1.7, trap 15: the state is bad or expired; start over once, never loop on it.
+            self._log.warning(events.EWS_SYNC_STATE_RESET, room=key)
+            changed, deleted, state = _drain(calendar, None)
+            full = True
+        items = self._read_items(key, account, calendar, changed, window)
+        return RoomChanges(items=items, deleted=tuple(deleted), sync_state=state, full=full)
+
+    def item(self, room: str, item_id: str, *, window: tuple[datetime, datetime]) -> RoomItem | None:
+        """``GetItem`` of one item (and a view if it is a series master); ``None`` if it is gone."""
+        key = self._room_key(room)
+
+        def read() -> RoomItem | None:
+            account = self._account(key)
+            found = self._read_items(key, account, account.calendar, [item_id], window)
+            return found[0] if found else None
+
+        return self._call(key, read, retry=True)
+
+    def _read_items(
+        self, key: str, account: Any, calendar: Any, ids: Sequence[str], window: tuple[datetime, datetime]
+    ) -> tuple[RoomItem, ...]:
+        items = [
+            got
+            for got in _fetch(account, calendar, ids, ITEM_FIELDS)
+            # Calendar folders hold calendar items; anything else is not a meeting.
+            if isinstance(got, CalendarItem)
+        ]
+        uids = {got.uid for got in items if got.type == MASTER}
+        instances = self._instances(account, calendar, uids, window) if uids else {}
+        out = []
+        for got in items:
+            try:
+                out.append(to_room_item(key, got, to_occurrences(instances.get(got.uid, ()), window)))
+            except ValueError as exc:
+                # ews.md §4 trap 1: a time exchangelib could not parse. Skipped with an event; the
+                # item comes again with its next change.
+                self._log.error(events.EWS_ITEM_SKIPPED, room=key, item_id=got.id, reason=str(exc))
+        return tuple(out)
+
+    def _instances(
+        self, account: Any, calendar: Any, uids: set[str], window: tuple[datetime, datetime]
+    ) -> dict[str, list[Any]]:
+        """The series instances in ``window`` whose UID is in ``uids`` (``FindItem`` view + ``GetItem``)."""
+        start, end = self._window(window)
+        view = calendar.view(start=start, end=end).only("type")
+        ids = [row.id for row in view if row.type in INSTANCE_TYPES]
+        rows: dict[str, list[Any]] = defaultdict(list)
+        for got in _fetch(account, calendar, ids, OCCURRENCE_FIELDS):
+            if got.uid in uids:
+                rows[got.uid].append(got)
+        return rows
+
+    # ------------------------------------------------------------------------------ writes
+
+    def set_body(self, ref: ItemRef, body: str, *, html: bool) -> ItemRef:
+        """``UpdateItem`` ``SetItemField item:Body`` (AutoResolve, SaveOnly, SendToNone, ews.md §1.11)."""
+        key = self._room_key(ref.room)
+
+        def write() -> ItemRef:
+            item = CalendarItem(account=self._account(key), id=ref.item_id, changekey=ref.change_key)
+            item.body = HTMLBody(body) if html else Body(body)
+            # exchangelib's save() defaults are the ones wanted: ConflictResolution AutoResolve,
+            # SendMeetingInvitationsOrCancellations SendToNone; update_fields keeps it to the body.
+            item.save(update_fields=["body"])
+            return ItemRef(key, ref.item_id, item.changekey)
+
+        return self._call(key, write, item_id=ref.item_id)
+
+    def accept(self, ref: ItemRef, message: str = "") -> None:
+        """``CreateItem`` ``AcceptItem`` with ``MessageDisposition="SendOnly"`` (ews.md §1.10)."""
+        key = self._room_key(ref.room)
+
+        def write() -> None:
+            item = CalendarItem(account=self._account(key), id=ref.item_id, changekey=ref.change_key)
+            item.accept(message_disposition=SEND_ONLY, body=Body(message) if message else None)
+
+        self._call(key, write, item_id=ref.item_id)
+
+    def decline(self, ref: ItemRef, message: str) -> None:
+        """``CreateItem`` ``DeclineItem`` with ``MessageDisposition="SendOnly"`` and the reason as body."""
+        key = self._room_key(ref.room)
+
+        def write() -> None:
+            item = CalendarItem(account=self._account(key), id=ref.item_id, changekey=ref.change_key)
+            item.decline(message_disposition=SEND_ONLY, body=Body(message) if message else None)
+
+        self._call(key, write, item_id=ref.item_id)
+
+    def send_mail(self, mail: Mail) -> None:
+        """``CreateItem`` ``Message`` with ``MessageDisposition="SendOnly"``, as the room (ews.md §1.12).
+
+        EWS carries one body per message: the HTML one when there is one, else the text.
+        """
+        key = self._room_key(mail.room)
+
+        def write() -> None:
+            Message(
+                account=self._account(key),
+                subject=mail.subject,
+                body=HTMLBody(mail.html) if mail.html else Body(mail.text),
+                to_recipients=[Mailbox(email_address=mail.to)],
+            ).send(save_copy=False)
+
+        self._call(key, write)
+
+    def close(self) -> None:
+        """Close the pooled sessions and drop this adapter's protocol from exchangelib's cache."""
+        with self._lock:
+            protocol, self._protocol = self._protocol, None
+            self._accounts.clear()
+        if protocol is None:
+            return
+        protocol.close()
+        with suppress(KeyError):
+            cached, _ = Protocol[self._config]
+            if cached is protocol:
+                del Protocol[self._config]
+
+
+def _drain(calendar: Any, sync_state: str | None) -> tuple[list[str], list[str], str]:
+    """Consume ``sync_items`` fully; only then is ``item_sync_state`` the new state (ews.md §4 trap 14)."""
+    # exchangelib falls back to the folder's last state when given None (folders/base.py), which
+    # would turn a requested full sync into an incremental one.
+    calendar.item_sync_state = None
+    changed: dict[str, None] = {}
+    deleted: list[str] = []
+    for kind, obj in calendar.sync_items(
+        sync_state=sync_state, only_fields=[], max_changes_returned=SYNC_BATCH
+    ):
+        if kind in {"create", "update"}:
+            changed[obj.id] = None
+        elif kind == "delete":
+            changed.pop(obj.id, None)
+            deleted.append(obj.id)
+    state = calendar.item_sync_state
+    if not state:
+        raise ErrorInvalidSyncStateData("SyncFolderItems returned no sync state")
+    return list(changed), deleted, str(state)
+
+
+def _fetch(account: Any, calendar: Any, ids: Iterable[str], fields: Sequence[str]) -> Iterable[Any]:
+    """``GetItem`` in chunks; items deleted meanwhile are left out (their Delete comes next pass)."""
+    wanted = [(item_id, None) for item_id in ids]
+    if not wanted:
+        return
+    for got in account.fetch(ids=wanted, folder=calendar, only_fields=list(fields), chunk_size=FETCH_CHUNK):
+        if isinstance(got, ErrorItemNotFound):
+            continue
+        if isinstance(got, Exception):
+            raise got
+        yield got
