@@ -88,7 +88,7 @@ class BookingSinkContract:
         assert (found.title, found.start, found.system_ids) == ("Moved", moved, rooms)
 
     def test_saving_again_without_the_id_still_upserts_by_key(self, sink: BookingSink, rooms, start):
-        """A save that forgot the conference id (a crash before the store write) finds the first one by key."""
+        """A save that forgot the conference id (crash before the store write) finds the first one by key."""
         first = sink.save(self.single("c-3", start, rooms[:1]))
         again = sink.save(self.single("c-3", start, rooms[:1], title="Again"))
         assert again.conference_id == first.conference_id
