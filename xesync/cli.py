@@ -148,16 +148,29 @@ def lab_group() -> None:
     default=None,
     help="Also write an xesync configuration pointing at this lab (secrets in files beside it).",
 )
+@click.option(
+    "--auth-type",
+    "auth_type",
+    type=click.Choice(["basic", "ntlm"]),
+    default=None,
+    help="How the written config authenticates to EWS and TMS (default: basic while the lab accepts it).",
+)
 @click.pass_obj
 @catch_errors
-def lab_serve(
-    obj: AppContext, fixture_path: Path | None, host: str, only: str, write_config: Path | None
+def lab_serve(  # noqa: PLR0917 - click passes one parameter per option
+    obj: AppContext,
+    fixture_path: Path | None,
+    host: str,
+    only: str,
+    write_config: Path | None,
+    auth_type: str | None,
 ) -> None:
     """Start the lab, print one JSON line describing it on stdout, serve until SIGTERM/SIGINT.
 
     \b
     Example:
         xesync lab serve --write-config /tmp/lab/xesync.toml
+        xesync lab serve --write-config /tmp/lab/xesync.toml --auth-type ntlm
     """
     from xesync.lab.serve import serve  # noqa: PLC0415
 
@@ -167,4 +180,5 @@ def lab_serve(
         only=[s.strip() for s in only.split(",") if s.strip()],
         write_config=write_config,
         verbose=obj.verbose,
+        auth_type=auth_type,
     )

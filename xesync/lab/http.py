@@ -6,6 +6,12 @@ request counts) and answers it. The core reads the request safely (bounded size,
 connection) and hands the simulator the rest, so every simulator renders its own protocol's faults.
 Responses whose body is an iterator are streamed with chunked transfer encoding (EWS
 ``GetStreamingEvents``).
+
+A simulator behind IIS (EWS, TMS) may also be a :class:`GatedService`: its ``gate`` answers the legs
+of a connection-oriented authentication handshake (NTLM's 401 challenges) before the request is counted
+or meets a fault, so a handshake neither inflates the operation counts nor consumes a fault meant for
+the operation. The legs are counted as :data:`AUTH_OPERATION`. Each request carries its connection's
+:class:`ConnectionState`, because NTLM authenticates the connection, not the request.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
@@ -29,6 +35,8 @@ from xesync.lab.faults import Fault, FaultBook, RequestCounter
 log = structlog.get_logger(__name__)
 
 MAX_BODY = 32 * 1024 * 1024
+# The operation name under which refused or challenged authentication legs are counted.
+AUTH_OPERATION = "(authentication)"
 
 
 class NotLoopbackError(ValueError):
@@ -54,8 +62,21 @@ def check_loopback(host: str) -> str:
 
 
 @dataclass(slots=True)
+class ConnectionState:
+    """What one keep-alive connection remembers between its requests (an NTLM handshake, its user)."""
+
+    handshake: Any = None
+    principal: Any = None
+
+
+@dataclass(slots=True)
 class LabRequest:
-    """One HTTP request as a simulator sees it."""
+    """One HTTP request as a simulator sees it.
+
+    ``principal`` is set by a :class:`GatedService`'s gate when the connection's Windows authentication
+    vouches for the caller; ``response_headers`` are added to whatever the simulator answers (the last
+    ``WWW-Authenticate: Negotiate`` token of a completed handshake).
+    """
 
     method: str
     path: str
@@ -63,6 +84,9 @@ class LabRequest:
     headers: Message
     body: bytes
     client: str = "127.0.0.1"
+    connection: ConnectionState = field(default_factory=ConnectionState)
+    principal: Any = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str, default: str = "") -> str:
         """A header's value (case-insensitive), or ``default``."""
@@ -108,6 +132,15 @@ class LabService(Protocol):
 
     def handle(self, request: LabRequest, faults: list[Fault]) -> LabResponse:
         """Answer the request; ``faults`` are the simulator-specific faults hitting it."""
+        ...
+
+
+@runtime_checkable
+class GatedService(LabService, Protocol):
+    """A simulator with connection-oriented authentication in front of it."""
+
+    def gate(self, request: LabRequest) -> LabResponse | None:
+        """Answer an authentication leg (a 401), or ``None`` to let the request through."""
         ...
 
 
@@ -179,7 +212,17 @@ class LabHTTPServer:
             self._thread.join(timeout=5)
 
     def dispatch(self, request: LabRequest) -> LabResponse:
-        """Count, apply generic faults, then let the simulator answer."""
+        """Authenticate, count, apply generic faults, then let the simulator answer."""
+        if isinstance(self.service, GatedService):
+            challenge = self.service.gate(request)
+            if challenge is not None:
+                self.counter.record(self.service.name, AUTH_OPERATION)
+                return challenge
+        response = self._dispatch(request)
+        response.headers.extend(request.response_headers)
+        return response
+
+    def _dispatch(self, request: LabRequest) -> LabResponse:
         try:
             info = self.service.classify(request)
         except Exception:  # a simulator bug must not take the server down
@@ -211,6 +254,7 @@ def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            self.lab_connection = ConnectionState()
             # Headers and body leave in separate writes; without TCP_NODELAY, Nagle plus the client's
             # delayed ACK holds every keep-alive response with a body for ~40 ms.
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -235,6 +279,7 @@ def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
                 headers=self.headers,
                 body=body,
                 client=str(self.client_address[0]),
+                connection=self.lab_connection,
             )
             try:
                 response = server.dispatch(request)

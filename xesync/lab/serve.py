@@ -31,6 +31,7 @@ def serve(
     only: Sequence[str],
     write_config: Path | None,
     verbose: bool = False,
+    auth_type: str | None = None,
 ) -> None:
     """Start the lab, print one JSON line on stdout, serve until SIGTERM or SIGINT."""
     # stdout carries exactly one line (the contract); every log line goes to stderr.
@@ -55,7 +56,11 @@ def serve(
         description = lab.describe()
         if write_config is not None:
             write_lab_config(
-                description, write_config, fixture=fixture, state_dir=write_config.parent / "state"
+                description,
+                write_config,
+                fixture=fixture,
+                state_dir=write_config.parent / "state",
+                auth_type=auth_type,
             )
             description["config"] = str(write_config)
         sys.stdout.write(json.dumps(description) + "\n")
@@ -74,13 +79,34 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+def config_auth_type(section: dict[str, Any], wanted: str | None) -> str:
+    """``auth_type`` for the written ``[exchange]``/``[tms]``: ``wanted``, else what the simulator takes.
+
+    Without a choice, ``basic`` while the simulator accepts it (what every earlier config used), else
+    ``ntlm``. :raises LabUsageError: when the simulator does not offer the wanted scheme.
+    """
+    offered = set(section.get("auth", ["basic"]))
+    choice = wanted or ("basic" if "basic" in offered else "ntlm")
+    if choice not in offered:
+        raise LabUsageError(
+            f"auth_type {choice!r}: this lab's {section['url']} offers only {sorted(offered)}"
+        )
+    return choice
+
+
 def write_lab_config(
-    description: dict[str, Any], path: Path, *, fixture: LabFixture, state_dir: Path
+    description: dict[str, Any],
+    path: Path,
+    *,
+    fixture: LabFixture,
+    state_dir: Path,
+    auth_type: str | None = None,
 ) -> None:
     """Write a complete xesync configuration for the running lab, secrets in files beside it.
 
     The TMS domain and the JID domain come from the fixture (``netbios``, ``domain``), the same values
-    the TMS users and the CMS LDAP jidMapping are built from.
+    the TMS users and the CMS LDAP jidMapping are built from. ``auth_type`` (``basic`` | ``ntlm``)
+    sets how xesync authenticates to EWS and TMS; see :func:`config_auth_type`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     secrets_dir = path.parent / "secrets"
@@ -100,7 +126,7 @@ def write_lab_config(
             f"url = {_toml_str(ews['url'])}",
             f"username = {_toml_str(account['username'])}",
             secret("ews-password", account["password"]),
-            'auth_type = "basic"',
+            f"auth_type = {_toml_str(config_auth_type(ews, auth_type))}",
             f"version = {_toml_str(ews['build'])}",
             "",
         ]
@@ -112,6 +138,7 @@ def write_lab_config(
             f"remote_setup_url = {_toml_str(tms['remote_setup_url'])}",
             f"username = {_toml_str(tms['username'])}",
             secret("tms-password", tms["password"]),
+            f"auth_type = {_toml_str(config_auth_type(tms, auth_type))}",
             "",
         ]
     cms = description.get("cms")

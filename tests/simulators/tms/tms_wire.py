@@ -118,6 +118,8 @@ class TmsClient:
         self.session_id = ""
         self.http = requests.Session()
         self.sent: list[str] = []
+        # What ``call`` authenticates with: Basic by default, an ``HttpNtlmAuth`` for Windows auth.
+        self.auth = AUTH
 
     def envelope(self, op: str, body: str, *, service: str, session: str | None, version: int = 22) -> str:
         ns = NS if service == "booking" else RS
@@ -132,8 +134,9 @@ class TmsClient:
         )
 
     def post(
-        self, data: bytes | str, *, path: str = BOOKING_PATH, op: str = "", auth=AUTH, content_type=None
+        self, data: bytes | str, *, path: str = BOOKING_PATH, op: str = "", auth="default", content_type=None
     ):
+        auth = self.auth if auth == "default" else auth
         ns = RS if "remotesetup" in path.lower() else NS
         if content_type is None:
             content_type = (
@@ -244,11 +247,11 @@ def weekly(
 class Served:
     """The simulator on loopback, with its clock, faults and a raw client."""
 
-    def __init__(self, soap: int) -> None:
+    def __init__(self, soap: int, fixture=None) -> None:
         self.clock = LabClock(T0, frozen=True)
         self.faults = FaultBook()
         self.counter = RequestCounter()
-        self.sim = TmsSimulator(load_fixture(), self.clock)
+        self.sim = TmsSimulator(fixture or load_fixture(), self.clock)
         self.server = LabHTTPServer(self.sim, self.faults, self.counter)
         self.server.start()
         self.client = TmsClient(self.server.base_url, soap)

@@ -310,12 +310,12 @@ def test_unserved_operation_is_a_fault_not_a_404(server):
     assert fault_code(response) == "ErrorInvalidOperation"
 
 
-def test_unauthenticated_request_gets_a_basic_challenge(server):
-    """No credentials: 401 with WWW-Authenticate Basic, never a 200 (ews.md §2.8.1)."""
+def test_unauthenticated_request_gets_a_windows_and_basic_challenge(server):
+    """No credentials: 401 offering Negotiate, NTLM and Basic as IIS does, never a 200 (ews.md §2.8.1)."""
     _, url = server
     response = post(url, envelope("<m:ConvertId/>"), auth=None)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert response.headers["WWW-Authenticate"] == 'Negotiate, NTLM, Basic realm="lab.example"'
 
 
 def test_convert_id_probe_answers_200_with_version_header(server):

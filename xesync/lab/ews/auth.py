@@ -1,7 +1,9 @@
-"""Authentication: Basic for the service account and users, Bearer tokens from a local token endpoint.
+"""Authentication: Windows (NTLM, Negotiate) and Basic for the service account and users, Bearer tokens.
 
-The token endpoint answers exchangelib's client-credentials request (``ews.md`` §1.1) at
-``/<tenant>/oauth2/v2.0/token`` on the simulator's own port.
+Windows authentication runs in front of the simulator (:mod:`xesync.lab.winauth`, through the HTTP
+core's gate); Basic and Bearer are checked here. The token endpoint answers exchangelib's
+client-credentials request (``ews.md`` §1.1) at ``/<tenant>/oauth2/v2.0/token`` on the simulator's
+own port.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from xesync.lab.ews.context import Principal
 from xesync.lab.ews.settings import EwsSettings
 from xesync.lab.fixture import LabFixture
 from xesync.lab.http import LabRequest, LabResponse
+from xesync.lab.winauth import Account, WindowsAuth
 
 
 class Authenticator:
@@ -28,23 +31,36 @@ class Authenticator:
         self._lock = threading.Lock()
         self._tokens: dict[str, datetime] = {}
         self._basic: dict[str, tuple[str, Principal]] = {}
+        accounts: list[Account[Principal]] = []
         service = Principal(
             kind="service", name=settings.service_username, impersonates=settings.impersonates
         )
-        self._add(settings.service_username, settings.service_password, service)
+        self._add(settings.service_username, settings.service_password, service, accounts)
         for user in fixture.users:
             principal = Principal(kind="user", name=user.email, email=user.email)
             for name in (user.email, user.username, f"{fixture.netbios}\\{user.username}"):
-                self._add(name, user.password, principal)
+                self._add(name, user.password, principal, accounts)
+        self.windows = WindowsAuth(
+            accounts, netbios=fixture.netbios, dns_domain=fixture.domain, realm=settings.realm
+        )
 
-    def _add(self, name: str, password: str, principal: Principal) -> None:
+    def _add(
+        self, name: str, password: str, principal: Principal, accounts: list[Account[Principal]]
+    ) -> None:
         self._basic[name.casefold()] = (password, principal)
+        accounts.append(Account(name, password, principal))
+
+    def gate(self, request: LabRequest) -> LabResponse | None:
+        """The Windows-authentication leg of a request, answered before it is counted (``http.py``)."""
+        return self.windows.gate(request, schemes=self.settings.auth, persist=self.settings.auth_persist)
 
     def check(self, request: LabRequest, now: datetime) -> Principal | None:
         """The principal behind the request's credentials, or ``None``."""
+        if isinstance(request.principal, Principal):
+            return request.principal
         header = request.header("Authorization")
         scheme, _, value = header.partition(" ")
-        if scheme.lower() == "basic":
+        if scheme.lower() == "basic" and "basic" in self.settings.auth:
             try:
                 user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
             except (binascii.Error, UnicodeDecodeError):
@@ -65,10 +81,10 @@ class Authenticator:
 
     def challenge(self) -> LabResponse:
         """401 with ``WWW-Authenticate`` (``ews.md`` §2.8.1): never a 200 to an unauthenticated probe."""
-        headers = [("WWW-Authenticate", f'Basic realm="{self.settings.realm}"')]
+        extra = []
         if self.settings.oauth is not None:
-            headers.append(("WWW-Authenticate", 'Bearer realm="lab", error="invalid_token"'))
-        return LabResponse(status=401, body=b"", headers=headers, content_type="text/plain")
+            extra.append(("WWW-Authenticate", 'Bearer realm="lab", error="invalid_token"'))
+        return self.windows.challenge(self.settings.auth, extra)
 
     def token(self, request: LabRequest, now: datetime) -> LabResponse:
         """The client-credentials grant."""

@@ -39,6 +39,7 @@ def describe(sim: EwsSimulator, base_url: str) -> dict[str, Any]:
         "url": f"{base_url}/EWS/Exchange.asmx",
         "build": ".".join(str(n) for n in s.build),
         "version": s.version_string,
+        "auth": list(s.auth),
         "service_account": {
             "username": s.service_username,
             "password": s.service_password,

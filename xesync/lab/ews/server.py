@@ -162,6 +162,12 @@ class EwsSimulator:
         mailbox = request.header("X-AnchorMailbox") or _impersonated(root)
         return RequestInfo(local(op) if op is not None else "malformed", mailbox or None)
 
+    def gate(self, request: LabRequest) -> LabResponse | None:
+        """Windows authentication in front of ``/EWS/Exchange.asmx`` (``xesync.lab.winauth``)."""
+        if request.path.lower() != EWS_PATH or request.method != "POST":
+            return None
+        return self.auth.gate(request)
+
     def handle(self, request: LabRequest, faults: list[Fault]) -> LabResponse:
         """Answer one HTTP request."""
         path = request.path.lower()

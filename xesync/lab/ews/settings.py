@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from xesync.lab.fixture import FixtureError, LabFixture, LabRoom
+from xesync.lab.winauth import DEFAULT_SCHEMES, AuthSchemeError, parse_schemes
 
 PROCESSING = frozenset({"AutoAccept", "AutoUpdate", "None"})
 
@@ -95,6 +96,11 @@ class EwsSettings:
     rba_delay_s: int = 0
     oauth: OAuthApp | None = None
     room_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # IIS providers on the EWS virtual directory (winauth.py). Exchange's own default is Windows
+    # authentication (Negotiate, NTLM) with Basic off; the lab keeps Basic on so Basic clients work.
+    auth: tuple[str, ...] = DEFAULT_SCHEMES
+    # IIS keeps an NTLM-authenticated connection authenticated (authPersistSingleRequest = false).
+    auth_persist: bool = True
 
 
 def _build(value: Any) -> tuple[int, int, int, int]:
@@ -127,7 +133,13 @@ def parse_settings(fixture: LabFixture) -> EwsSettings:
     stale = str(table.get("stale_changekey_error", "ErrorIrresolvableConflict"))
     if stale not in {"ErrorIrresolvableConflict", "ErrorInvalidChangeKey"}:
         raise FixtureError("ews.stale_changekey_error: ErrorIrresolvableConflict or ErrorInvalidChangeKey")
+    try:
+        auth = parse_schemes(table.get("auth", list(DEFAULT_SCHEMES)), "ews")
+    except AuthSchemeError as exc:
+        raise FixtureError(str(exc)) from None
     return EwsSettings(
+        auth=auth,
+        auth_persist=bool(table.get("auth_persist", True)),
         build=build,
         version_string=version,
         service_username=str(account.get("username", "svc-xesync@lab.example")),

@@ -12,6 +12,7 @@ from typing import Any
 
 from xesync.lab.fixture import FixtureError
 from xesync.lab.knobs import knobs_as_dict, with_changes
+from xesync.lab.winauth import SCHEMES, AuthSchemeError, parse_schemes
 
 OWNER_TO_CMS = ("none", "ownerJid", "ownerAdGuid")
 OWNER_FIELDS = ("username", "email", "id")
@@ -36,6 +37,11 @@ class TmsKnobs:
 
     username: str = "LAB\\svc-tms"
     password: str = "lab-tms-secret"
+    # IIS providers in front of the Booking API (winauth.py). TMS installs with Windows authentication;
+    # whether Basic is on is a site choice, so the lab keeps it on (["negotiate", "ntlm"] = off).
+    auth: list[str] = field(default_factory=lambda: list(SCHEMES))
+    # IIS keeps an NTLM-authenticated connection authenticated (authPersistSingleRequest = false).
+    auth_persist: bool = True
     # spec: cms-api.md §4.2: whether and how TMS passes the owner to CMS is [unconfirmed].
     owner_to_cms: str = "ownerJid"
     # spec: cms-api.md §4.1 item 8: the traced end-of-meeting reset leaves ownerJid in place.
@@ -119,6 +125,10 @@ class TmsKnobs:
                 )
             if not ok:
                 raise ValueError(f"{f.name}: must be like {default!r}")
+        try:
+            self.auth = list(parse_schemes(self.auth, "tms"))
+        except AuthSchemeError as exc:
+            raise ValueError(str(exc).removeprefix("tms.")) from None
         if self.owner_to_cms not in OWNER_TO_CMS:
             raise ValueError(f"owner_to_cms: must be one of {list(OWNER_TO_CMS)}")
         if not self.owner_lookup or set(self.owner_lookup) - set(OWNER_FIELDS):

@@ -43,6 +43,7 @@ from xesync.lab.tms.soap import (
     version_header,
 )
 from xesync.lab.tms.store import TmsStore
+from xesync.lab.winauth import Account, WindowsAuth
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +84,7 @@ class TmsSimulator:
         self.driver = self._driver()
         self.lifecycle = Lifecycle(self)
         self.counts: Counter[str] = Counter()
+        self._windows: tuple[tuple[str, str], WindowsAuth[str]] | None = None
         clock.subscribe(self.lifecycle.on_tick)
 
     def _driver(self) -> CmsDriver | None:
@@ -109,18 +111,31 @@ class TmsSimulator:
         self.counts[op] += 1
         return RequestInfo(op)
 
+    @property
+    def windows(self) -> WindowsAuth[str]:
+        """IIS's authentication for the service user (rebuilt when its knobs change)."""
+        key = (self.knobs.username, self.knobs.password)
+        if self._windows is None or self._windows[0] != key:
+            account = Account(self.knobs.username, self.knobs.password, self.knobs.username)
+            auth = WindowsAuth(
+                [account], netbios=self.fixture.netbios, dns_domain=self.fixture.domain, realm="tms"
+            )
+            self._windows = (key, auth)
+        return self._windows[1]
+
+    def gate(self, request: LabRequest) -> LabResponse | None:
+        """Windows authentication in front of both ``.asmx`` endpoints (``xesync.lab.winauth``)."""
+        if _service(request.path) is None:
+            return None
+        return self.windows.gate(request, schemes=self.knobs.auth, persist=self.knobs.auth_persist)
+
     def handle(self, request: LabRequest, faults: list[Fault]) -> LabResponse:
         """Answer one request."""
         service = _service(request.path)
         if service is None:
             return LabResponse(status=404, body=b"Not Found", content_type="text/plain")
         if not self._authorised(request):
-            return LabResponse(
-                status=401,
-                body=b"401 - Unauthorized: Access is denied due to invalid credentials.",
-                content_type="text/html",
-                headers=[("WWW-Authenticate", 'Basic realm="tms"')],
-            )
+            return self.windows.challenge(self.knobs.auth)
         if request.method == "GET":
             # ASMX answers ``GET …?wsdl`` with the WSDL. The lab core parses the query without blank
             # values, so the bare ``wsdl`` flag is invisible here: every GET gets the WSDL (instead of
@@ -145,9 +160,11 @@ class TmsSimulator:
             return fault_response(fault, soap12=env.soap12, node=node)
 
     def _authorised(self, request: LabRequest) -> bool:
+        if request.principal is not None:
+            return True
         raw = request.header("Authorization")
         scheme, _, value = raw.partition(" ")
-        if scheme.lower() != "basic":
+        if scheme.lower() != "basic" or "basic" not in self.knobs.auth:
             return False
         try:
             user, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
@@ -225,6 +242,7 @@ class TmsSimulator:
             "remote_setup_url": base_url + REMOTE_PATH,
             "username": self.knobs.username,
             "password": self.knobs.password,
+            "auth": list(self.knobs.auth),
             "api_version": self.knobs.api_version,
             "owner_to_cms": self.knobs.owner_to_cms,
             "systems": [s.as_dict() for s in sorted(self.store.systems.values(), key=lambda s: s.system_id)],
