@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 
 from xesync import events
 from xesync.adapters.tms import TmsBookingSink
-from xesync.config.model import BookingMode, Config, Secret
+from xesync.config.model import BookingMode, Config, Secret, TmsAuthType
 from xesync.errors import (
     ConfigError,
     ServiceUnavailableError,
@@ -252,3 +252,16 @@ def test_catalogue_lists_the_systems(lab_config: Config, sink):
     """GetSystems on the remote setup service lists every configured room's system."""
     ids = sink.system_ids()
     assert {room.tms_system_id for room in lab_config.rooms} <= set(ids)
+
+
+def test_ntlm_authentication_books_with_basic_switched_off(lab: Lab, lab_config: Config, start):
+    """With tms.auth_type ntlm the adapter books through IIS Windows authentication alone (Basic off)."""
+    lab.tms.set_knobs({"auth": ["negotiate", "ntlm"]})
+    basic = TmsBookingSink(lab_config.tms)
+    with pytest.raises(ConfigError):
+        basic.find("n-1")
+    basic.close()
+    ntlm = TmsBookingSink(replace(lab_config.tms, auth_type=TmsAuthType.NTLM))
+    saved = ntlm.save(request("n-1", start))
+    assert ntlm.find("n-1") == saved
+    ntlm.close()
