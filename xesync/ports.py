@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from xesync.licence import CmsSpace, CmsUser, LicensingSnapshot, MeetingOnCms
+from xesync.cms_facts import CmsSpace, CmsUser, LicensingSnapshot, MeetingOnCms
 from xesync.meetings import ConferenceRequest, ItemRef, Mail, RoomChanges, RoomItem, SavedConference
 
 
@@ -193,7 +193,7 @@ class CallMonitor(Protocol):
         :param info_text: the TMS conference's ``ConferenceInfoText`` (dial-in URI, numeric id).
         :param title: the title as booked in TMS (TMS renames its pool space to it at start).
         :param start: the meeting's start, to choose among several running spaces with that title.
-        :returns: what was found; an empty :class:`~xesync.licence.MeetingOnCms` when nothing matched.
+        :returns: what was found; an empty :class:`~xesync.cms_facts.MeetingOnCms` when nothing matched.
         :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
         """
         ...

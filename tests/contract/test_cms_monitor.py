@@ -16,11 +16,12 @@ import requests
 
 from xesync.adapters.cms import CmsCallMonitor
 from xesync.adapters.tms import TmsBookingSink
+from xesync.cms_facts import LicensingSnapshot, MeetingOnCms, SpaceMatch
 from xesync.config.model import Config
 from xesync.directory import Person
 from xesync.errors import CmsHttpError, ServiceUnavailableError
 from xesync.lab import Lab
-from xesync.licence import LicensingSnapshot, MeetingOnCms, OwnerFixup, SpaceMatch, StartFacts, decide
+from xesync.licence import OwnerFixup, StartFacts, decide
 from xesync.meetings import ConferenceRequest, Owner
 from xesync.model import LicenceVerdict
 from xesync.ports import CallMonitor
@@ -177,7 +178,7 @@ def test_both_unrecognised_spellings_become_one_failure(lab, monitor, spelling):
     """An unknown path's failureDetails code reads as unrecognizedObject in either spelling."""
     cms_knobs(lab, unrecognised_object=spelling)
     with pytest.raises(CmsHttpError) as err:
-        monitor._get(monitor._bridges[0], "/noSuchObjects")
+        monitor._http.get(monitor._http.bridges[0], "/noSuchObjects")
     assert (err.value.status, err.value.failure, err.value.path) == (
         404,
         "unrecognizedObject",

@@ -7,23 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from xesync.directory import NotInDirectory, Person
-from xesync.licence import (
+from xesync.cms_facts import (
     CmsCall,
     CmsSpace,
     CmsUser,
-    Licence,
     LicensingSnapshot,
     MeetingOnCms,
-    OwnerFixup,
     PersonalLicenceUse,
     SpaceMatch,
-    StartFacts,
-    decide,
     dial_in,
-    owner_is_organiser,
-    predict,
 )
+from xesync.directory import NotInDirectory, Person
+from xesync.licence import Licence, OwnerFixup, StartFacts, decide, owner_is_organiser, predict
 from xesync.model import LicenceVerdict
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
