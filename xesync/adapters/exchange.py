@@ -270,19 +270,30 @@ class ExchangeCalendarSource:
 
         def read() -> RoomItem | None:
             account = self._account(key)
-            found = self._read_items(key, account, account.calendar, [item_id], window)
+            calendar = account.calendar
+            # A declined or deleted item may live on in Deleted Items under the same id (the lab
+            # keeps ids on a move); only one still in the room's calendar counts.
+            found = self._read_items(key, account, calendar, [item_id], window, folder_id=calendar.id)
             return found[0] if found else None
 
         return self._call(key, read, retry=True)
 
     def _read_items(
-        self, key: str, account: Any, calendar: Any, ids: Sequence[str], window: tuple[datetime, datetime]
+        self,
+        key: str,
+        account: Any,
+        calendar: Any,
+        ids: Sequence[str],
+        window: tuple[datetime, datetime],
+        *,
+        folder_id: str | None = None,
     ) -> tuple[RoomItem, ...]:
         items = [
             got
             for got in _fetch(account, calendar, ids, ITEM_FIELDS)
             # Calendar folders hold calendar items; anything else is not a meeting.
             if isinstance(got, CalendarItem)
+            and (folder_id is None or getattr(got.parent_folder_id, "id", folder_id) == folder_id)
         ]
         uids = {got.uid for got in items if got.type == MASTER}
         instances = self._instances(account, calendar, uids, window) if uids else {}

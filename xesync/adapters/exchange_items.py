@@ -41,6 +41,7 @@ from xesync.meetings import Frequency, Occurrence, Recurrence, Response, RoomIte
 # RoomItem carries. Body and the attendee lists are "complex": SyncFolderItems cannot return them
 # (MS SyncFolderItems operation, Remarks), so they are read with GetItem.
 ITEM_FIELDS = (
+    "parent_folder_id",
     "uid",
     "type",
     "subject",
