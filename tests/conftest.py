@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import structlog
 from hypothesis import HealthCheck, settings
+
+# The port fakes (tests/fakes.py) are imported by name; importlib mode does not put tests/ on the path.
+sys.path.insert(0, str(Path(__file__).parent))
 
 settings.register_profile("dev", max_examples=50)
 settings.register_profile("ci", max_examples=100, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,403 @@
+"""The sync engine over the port fakes: what a pass books, tells and remembers, branch by branch."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from engine_kit import ALICE, BERGEN, NOW, OSLO, TROMSO, Kit, cancelled_occurrence, meeting, moved, weekly
+from structlog.testing import capture_logs
+
+from xesync import dialin, events
+from xesync.actions import Policy
+from xesync.config.model import UnknownOrganiser
+from xesync.meetings import Frequency, Recurrence, Response, external_key
+from xesync.model import AuditOutcome, BookingStatus, RoomResponse, RoomSyncState, TmsState
+
+
+@pytest.fixture
+def kit(tmp_path):
+    k = Kit(tmp_path)
+    yield k
+    k.close()
+
+
+def only_conference(kit):
+    assert len(kit.sink.conferences) == 1
+    return next(iter(kit.sink.conferences.values()))
+
+
+def test_new_meeting_is_booked_for_the_organiser_accepted_and_given_the_dial_in_once(kit):
+    """A new meeting is one conference owned by the organiser; the room accepts and shows the dial-in once."""
+    item = kit.source.put(meeting("M1"))
+    report = kit.sync(OSLO)
+    assert report.failed_rooms == []
+    conf = only_conference(kit)
+    assert conf.saved.owner_username == "LAB\\alice"
+    assert conf.request.system_ids == (11,)
+    assert conf.request.external_key == external_key("M1")
+    copy = kit.source.copy(OSLO, "M1")
+    assert copy.response is Response.ACCEPT
+    assert len(dialin.find(copy.body, is_html=False)) == 1
+    assert "Agenda: numbers." in copy.body
+    [(room, uid, kind, message)] = kit.source.responses
+    assert (room, uid, kind) == (OSLO, "M1", "accept")
+    assert f"{conf.saved.conference_id}@video.lab.example" in message  # the confirmation rides on the accept
+    assert kit.source.outbox == []
+    record = kit.store.record(OSLO, "M1")
+    assert record.status is BookingStatus.BOOKED
+    assert record.response is RoomResponse.ACCEPTED
+    booking = kit.store.booking("M1")
+    assert booking.state is TmsState.SAVED
+    assert booking.conference_id == conf.saved.conference_id
+    assert booking.notified_hash is not None
+    assert item.item_id == record.item_id
+
+
+def test_a_pass_after_the_write_back_plans_nothing(kit):
+    """Our own accept and body write come back as updates, and plan no TMS or Exchange call."""
+    kit.source.put(meeting("M1"))
+    kit.sync(OSLO)
+    tms, ews = kit.sink.writes, kit.source.writes
+    for _ in range(2):
+        kit.sync(OSLO)
+    assert (kit.sink.writes, kit.source.writes) == (tms, ews)
+    assert kit.sink.calls["find"] == 0
+
+
+def test_a_changekey_bump_alone_plans_nothing(kit):
+    """An update that changes nothing xesync maps (a category, a reminder) costs no write."""
+    kit.source.put(meeting("M1"))
+    kit.sync(OSLO)
+    tms, ews = kit.sink.writes, kit.source.writes
+    kit.source.put(kit.source.copy(OSLO, "M1"))  # same content, new changekey
+    with capture_logs() as logs:
+        kit.sync(OSLO)
+    assert (kit.sink.writes, kit.source.writes) == (tms, ews)
+    assert not [e for e in logs if e["event"] in (events.BOOKING_UPDATED, events.MEETING_ACCEPTED)]
+
+
+def test_moving_a_meeting_updates_the_same_conference_and_replaces_the_block(kit):
+    """A moved meeting keeps its conference; the room copy still has exactly one dial-in block."""
+    kit.source.put(meeting("M1"))
+    kit.sync(OSLO)
+    first = only_conference(kit).saved
+    copy = kit.source.copy(OSLO, "M1")
+    kit.source.put(
+        dataclasses.replace(copy, start=copy.start + timedelta(hours=2), end=copy.end + timedelta(hours=2))
+    )
+    kit.sync(OSLO)
+    conf = only_conference(kit)
+    assert conf.saved.conference_id == first.conference_id
+    assert conf.saved.start == first.start + timedelta(hours=2)
+    assert len(dialin.find(kit.source.copy(OSLO, "M1").body, is_html=False)) == 1
+    assert kit.source.outbox == []  # the details did not change: no second mail
+
+
+def test_a_second_room_joins_then_leaves_then_the_meeting_is_cancelled(kit):
+    """Two rooms share one conference; removing one updates it; cancelling deletes it, with no duplicate."""
+    oslo = kit.source.put(meeting("M2", room=OSLO))
+    kit.sync(OSLO)
+    kit.source.put(meeting("M2", room=BERGEN))
+    kit.sync(BERGEN)
+    conf = only_conference(kit)
+    assert conf.request.system_ids == (11, 12)
+    assert kit.source.copy(BERGEN, "M2").response is Response.ACCEPT
+    kit.source.put(dataclasses.replace(kit.source.copy(BERGEN, "M2"), cancelled=True))  # Bergen removed
+    kit.sync(BERGEN)
+    assert only_conference(kit).request.system_ids == (11,)
+    kit.source.remove(OSLO, oslo.item_id)  # the meeting cancelled (the room deletes its copy)
+    kit.sync(OSLO)
+    assert kit.sink.conferences == {}
+    assert kit.store.booking("M2").state is TmsState.DELETED
+    assert kit.store.record(OSLO, "M2").status is BookingStatus.CANCELLED
+
+
+def test_rooms_synced_in_parallel_join_one_conference(kit):
+    """Two rooms' copies synced in the same pass end in one conference with both rooms."""
+    kit.source.put(meeting("M3", room=OSLO))
+    kit.source.put(meeting("M3", room=BERGEN))
+    kit.sync()
+    kit.sync()
+    assert only_conference(kit).request.system_ids == (11, 12)
+    assert kit.store.booking("M3").rooms == (OSLO, BERGEN)
+
+
+def test_a_tms_conflict_declines_the_room_with_the_reason(kit):
+    """When TMS refuses a conflicting booking, the room declines and the organiser is told why."""
+    kit.sink.busy = {11}
+    kit.source.put(meeting("M4"))
+    kit.sync(OSLO)
+    assert kit.sink.conferences == {}
+    assert kit.source.copy(OSLO, "M4") is None  # a decline removes the room's copy
+    [(_room, _uid, kind, message)] = kit.source.responses
+    assert kind == "decline"
+    assert "already booked" in message
+    assert kit.store.booking("M4").state is TmsState.REJECTED
+    assert kit.store.record(OSLO, "M4").status is BookingStatus.DECLINED
+
+
+def test_a_room_refused_by_tms_is_declined_alone(kit):
+    """A second room that conflicts is declined; the conference keeps the first room."""
+    kit.source.put(meeting("M5", room=OSLO))
+    kit.sync(OSLO)
+    kit.sink.busy = {12}
+    kit.source.put(meeting("M5", room=BERGEN))
+    kit.sync(BERGEN)
+    assert only_conference(kit).request.system_ids == (11,)
+    assert kit.source.copy(OSLO, "M5").response is Response.ACCEPT
+    assert kit.source.copy(BERGEN, "M5") is None
+    assert kit.store.record(BERGEN, "M5").status is BookingStatus.DECLINED
+
+
+def test_an_organiser_outside_the_directory_is_declined_by_default(kit):
+    """sync.unknown_organiser = decline: the room declines, naming the address; TMS is not asked."""
+    kit.source.put(meeting("M6", organiser="carol@partner.example"))
+    kit.sync(OSLO)
+    assert kit.sink.calls["save"] == 0
+    [(_, _, kind, message)] = kit.source.responses
+    assert kind == "decline"
+    assert "carol@partner.example" in message
+
+
+def test_an_organiser_outside_the_directory_can_be_booked_as_the_service_user(tmp_path):
+    """sync.unknown_organiser = book_as_service: booked as the TMS service user, with a warning event."""
+    kit = Kit(tmp_path, policy=Policy(unknown_organiser=UnknownOrganiser.BOOK_AS_SERVICE))
+    kit.source.put(meeting("M7", organiser="carol@partner.example"))
+    with capture_logs() as logs:
+        kit.sync(OSLO)
+    assert only_conference(kit).saved.owner_username == "LAB\\svc-tms"
+    assert next(e for e in logs if e["event"] == events.BOOKING_OWNER_FALLBACK)["uid"] == "M7"
+    assert kit.source.copy(OSLO, "M7").response is Response.ACCEPT
+    kit.close()
+
+
+def test_tms_down_leaves_a_recheck_and_the_next_pass_books_without_a_change(kit):
+    """A transient TMS failure keeps the meeting due; the next pass books it with no change from Exchange."""
+    kit.sink.down = True
+    kit.source.put(meeting("M8"))
+    with capture_logs() as logs:
+        kit.sync(OSLO)
+    assert next(e for e in logs if e["event"] == events.MEETING_FAILED)["uid"] == "M8"
+    record = kit.store.record(OSLO, "M8")
+    assert record.status is BookingStatus.FAILED
+    assert record.recheck_at is not None
+    kit.sink.down = False
+    kit.clock.now = record.recheck_at
+    kit.sync(OSLO)
+    assert len(kit.sink.conferences) == 1
+    assert kit.store.record(OSLO, "M8").status is BookingStatus.BOOKED
+    assert kit.store.record(OSLO, "M8").recheck_at is None
+
+
+def test_exchange_down_fails_the_room_and_keeps_its_state(kit):
+    """When Exchange cannot be asked, the room fails, its sync state stays, and other rooms go on."""
+    kit.source.put(meeting("M9"))
+    kit.sync(OSLO)
+    state = kit.store.room_state(OSLO)
+    kit.source.down = True
+    report = kit.sync(OSLO, BERGEN)
+    assert set(report.failed_rooms) == {OSLO, BERGEN}
+    assert kit.store.room_state(OSLO) == state
+
+
+def test_the_fuse_refuses_to_cancel_a_room_that_suddenly_returns_nothing(kit):
+    """A full sync with no meetings for a room with future bookings cancels nothing until forced."""
+    for n in range(3):
+        kit.source.put(meeting(f"F{n}"))
+    kit.sync(OSLO)
+    kit.source.items[OSLO].clear()  # Exchange suddenly returns nothing, without delete events
+    with kit.store.transaction() as tx:
+        tx.put_room_state(RoomSyncState(room=OSLO, sync_state=None, updated_at=NOW))
+    with capture_logs() as logs:
+        report = kit.sync(OSLO)
+    assert report.failed_rooms == [OSLO]
+    assert len(kit.sink.conferences) == 3
+    assert [e for e in logs if e["event"] == events.GUARD_MASS_CANCEL_REFUSED]
+    assert kit.store.room_state(OSLO).sync_state is None  # the state did not advance
+    assert any(e.outcome is AuditOutcome.REFUSED for e in kit.store.audit(room=OSLO))
+    kit.engine = kit.make_engine(policy=dataclasses.replace(kit.policy, force_cancel=True))
+    kit.sync(OSLO)
+    assert kit.sink.conferences == {}
+
+
+def test_dry_run_writes_nothing_but_the_audit(tmp_path):
+    """--dry-run plans and audits 'planned', and writes nothing to TMS, Exchange or the records."""
+    kit = Kit(tmp_path, dry_run=True)
+    kit.source.put(meeting("D1"))
+    kit.sync(OSLO)
+    assert kit.sink.writes == 0
+    assert kit.source.writes == 0
+    assert kit.store.record(OSLO, "D1") is None
+    assert kit.store.room_state(OSLO) is None
+    planned = [e.action for e in kit.store.audit(uid="D1") if e.outcome is AuditOutcome.PLANNED]
+    assert planned[:2] == ["create_booking", "accept_meeting"] or "create_booking" in planned
+    kit.close()
+
+
+def test_a_crash_between_the_tms_save_and_the_store_write_leaves_one_conference(kit, monkeypatch):
+    """A process killed after TMS saved but before the store wrote books no second conference on restart."""
+    kit.source.put(meeting("C1"))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # stands in for SIGKILL: nothing after the save runs
+
+    monkeypatch.setattr(kit.engine, "_write", crash)
+    with pytest.raises(KeyboardInterrupt):
+        kit.sync(OSLO)
+    assert len(kit.sink.conferences) == 1
+    monkeypatch.undo()
+    kit.engine = kit.make_engine()
+    kit.sync(OSLO)
+    kit.sync(OSLO)
+    assert len(kit.sink.conferences) == 1
+    assert kit.store.booking("C1").conference_id == only_conference(kit).saved.conference_id
+
+
+def test_series_exceptions_use_occurrence_calls(kit):
+    """A weekly series is one conference; a later moved or cancelled occurrence is one occurrence call."""
+    series = kit.source.put(weekly("S1"))
+    kit.sync(OSLO)
+    conf = only_conference(kit)
+    assert conf.request.recurrence.frequency is Frequency.WEEKLY
+    assert conf.request.occurrence_limit == 6
+    saves = kit.sink.calls["save"]
+    kit.source.put(cancelled_occurrence(kit.source.copy(OSLO, "S1"), 2))
+    kit.sync(OSLO)
+    kit.source.put(moved(kit.source.copy(OSLO, "S1"), 3, timedelta(hours=2)))  # the 5th: the 3rd is gone
+    kit.sync(OSLO)
+    assert kit.sink.calls["save"] == saves
+    assert kit.sink.calls["delete_occurrence"] == 1
+    assert kit.sink.calls["save_occurrence"] == 1
+    held = kit.sink.effective_exceptions(external_key("S1"))
+    assert held[series.occurrences[2].recurrence_id] is None
+    assert held[series.occurrences[4].recurrence_id][0] == series.occurrences[4].start + timedelta(hours=2)
+    assert series.occurrences[3].recurrence_id not in held
+
+
+@pytest.mark.parametrize(
+    ("changes", "code_word"),
+    [
+        ({"all_day": True}, "all-day"),
+        ({"hours": 30}, "longer than 24"),
+        ({"hours": 0}, "ends before"),
+    ],
+)
+def test_meetings_tms_would_refuse_are_declined_before_tms(kit, changes, code_word):
+    """All-day, too long and zero-length meetings are declined with a plain reason, TMS unasked."""
+    kit.source.put(meeting("R1", **changes))
+    kit.sync(OSLO)
+    assert kit.sink.calls["save"] == 0
+    [(_, _, kind, message)] = kit.source.responses
+    assert kind == "decline"
+    assert code_word in message
+
+
+def test_a_yearly_series_is_declined(kit):
+    """TMS cannot book yearly series (L5): declined with the reason."""
+    item = weekly("Y1")
+    yearly = dataclasses.replace(
+        item.recurrence, frequency=Frequency.YEARLY, weekdays=(), month=12, day_of_month=2
+    )
+    kit.source.put(dataclasses.replace(item, recurrence=yearly))
+    kit.sync(OSLO)
+    assert kit.sink.calls["save"] == 0
+    assert "yearly" in kit.source.responses[0][3]
+
+
+def test_past_and_far_future_meetings_are_skipped_not_declined(kit):
+    """A past meeting is left alone (L1); one beyond the booking window waits, with a recheck (L2)."""
+    kit.source.put(meeting("P1", start=NOW - timedelta(days=1)))
+    kit.source.put(meeting("P2", start=NOW + timedelta(days=400)))
+    kit.sync(OSLO)
+    assert kit.sink.calls["save"] == 0
+    assert kit.source.responses == []
+    assert kit.store.record(OSLO, "P2").recheck_at == NOW + timedelta(days=400) - timedelta(days=365)
+    kit.clock.now = kit.store.record(OSLO, "P2").recheck_at
+    kit.sync(OSLO)
+    assert len(kit.sink.conferences) == 1
+
+
+def test_a_series_without_end_is_booked_as_a_rolling_window(kit):
+    """A series with no end books the occurrences in the lookahead (at most 100) and asks for a recheck."""
+    item = weekly("N1", weeks=30)
+    open_ended = dataclasses.replace(item.recurrence, count=None)
+    kit.source.put(dataclasses.replace(item, recurrence=open_ended))
+    kit.sync(OSLO)
+    inside = [o for o in item.occurrences if o.start <= NOW + kit.policy.lookahead]
+    assert len(inside) == 26 < len(item.occurrences)
+    assert only_conference(kit).request.occurrence_limit == len(inside)
+    assert kit.store.record(OSLO, "N1").recheck_at == NOW + timedelta(days=1)
+
+
+def test_private_meetings_get_a_neutral_title(kit):
+    """A private meeting is booked as 'Private meeting' unless configured otherwise."""
+    kit.source.put(meeting("V1", private=True, subject="Layoffs"))
+    kit.sync(OSLO)
+    assert only_conference(kit).request.title == "Private meeting"
+
+
+def test_a_subject_replaced_by_the_organiser_name_names_the_room_setting(kit):
+    """A room copy whose subject is the organiser's name raises an event naming AddOrganizerToSubject."""
+    kit.source.put(meeting("A1", subject="Alice"))
+    with capture_logs() as logs:
+        kit.sync(OSLO)
+    [event] = [e for e in logs if e["event"] == events.MEETING_SUBJECT_REPLACED]
+    assert "AddOrganizerToSubject" in event["reason"]
+    assert event["room"] == OSLO
+
+
+def test_every_decision_event_names_the_meeting_and_room(kit):
+    """Booking and response events carry room, uid, subject, organiser and conference id."""
+    kit.source.put(meeting("E1"))
+    with capture_logs() as logs:
+        kit.sync(OSLO)
+    created = next(e for e in logs if e["event"] == events.BOOKING_CREATED)
+    for key in ("room", "uid", "occurrence", "subject", "organiser", "conference_id"):
+        assert key in created
+    assert created["organiser"] == "alice@lab.example"
+    assert created["conference_id"] == only_conference(kit).saved.conference_id
+
+
+def test_details_that_change_are_mailed_to_the_organiser_once(kit):
+    """When TMS's dial-in details change after the accept, the organiser gets one mail, not one per pass."""
+    kit.source.put(meeting("N2"))
+    kit.sync(OSLO)
+    kit.sink.info_override[external_key("N2")] = "Join by video: 777@video.lab.example"
+    copy = kit.source.copy(OSLO, "N2")
+    kit.source.put(dataclasses.replace(copy, subject="Project review (moved room)"))
+    kit.sync(OSLO)
+    kit.sync(OSLO)
+    assert len(kit.source.outbox) == 1
+    assert "777@video.lab.example" in kit.source.outbox[0].text
+    assert len(dialin.find(kit.source.copy(OSLO, "N2").body, is_html=False)) == 1
+
+
+def test_directory_down_fails_the_meeting_not_the_room(kit):
+    """An unreachable directory fails that meeting with a recheck; the room's pass completes."""
+    kit.directory.down = True
+    kit.source.put(meeting("L1"))
+    report = kit.sync(OSLO)
+    assert report.failed_rooms == []
+    assert kit.store.record(OSLO, "L1").status is BookingStatus.FAILED
+    kit.directory.down = False
+    kit.clock.now = kit.store.record(OSLO, "L1").recheck_at
+    kit.sync(OSLO)
+    assert kit.store.record(OSLO, "L1").status is BookingStatus.BOOKED
+
+
+def test_unconfigured_room_is_refused_with_the_choices(kit):
+    """Syncing a room that is not configured names the configured rooms."""
+    report = kit.sync("room-nowhere@lab.example")
+    assert report.failed_rooms == ["room-nowhere@lab.example"]
+    assert OSLO in report.rooms[0].error
+    assert TROMSO in report.rooms[0].error
+
+
+def test_weekly_series_keeps_its_recurrence(kit):
+    """The request carries the organiser's pattern as it is."""
+    kit.source.put(weekly("S2"))
+    kit.sync(OSLO)
+    assert isinstance(only_conference(kit).request.recurrence, Recurrence)
+    assert ALICE.tms_username == only_conference(kit).saved.owner_username

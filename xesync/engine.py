@@ -1,0 +1,357 @@
+"""The sync engine: one pass over the rooms — gather through the ports, plan, apply, record.
+
+Terminology as in :mod:`xesync.model` and :mod:`xesync.meetings`. A *pass* over a room reads what
+changed since its stored sync state, plus the records whose recheck is due, and handles each
+meeting (UID) it touched in turn:
+
+1. **gather**: the room's copy, the meeting's records in every room, its booking, the organiser as
+   the directory knows them;
+2. **plan** the TMS stage (:func:`xesync.reconcile.plan_tms`);
+3. **apply** it (:class:`xesync.executor.Executor`), then plan and apply the room stage
+   (:func:`xesync.reconcile_rooms.plan_room`) with TMS's answer at hand;
+4. **record** the outcome: booking, this room's record and the audit rows, in one short transaction.
+
+Decisions and their reasons:
+
+- **No network call inside a transaction.** A unit of work is written after the meeting's calls are
+  done, so the store's lock is never held while TMS or EWS think (reads from ``xesync status`` never
+  wait on a slow TMS). Each meeting commits alone as soon as it is done, which keeps the crash
+  window to the meeting in hand; replaying it is safe, because TMS saves are upserts by external key
+  and the room stage reads the room copy's current state (response, body) before writing.
+- **The sync state commits last,** in the room's final transaction, and only when every change of
+  the pass is accounted for: applied, decided, or left with a due recheck (a transient failure).
+  Meetings whose only change was a changekey bump get their records refreshed in that same final
+  transaction, each under its own savepoint. A tripped data-loss fuse keeps the old state, so the
+  refused cancellations come again until an admin forces them or the calendar is repaired.
+- **One meeting at a time across rooms.** Rooms run in parallel (``exchange.max_connections``), and
+  a meeting that books two rooms is handled under a per-UID lock, so the second room's pass sees the
+  first room's booking and joins it instead of racing it.
+- **Dry run** plans and audits ``planned``; it writes nothing to TMS, Exchange or the records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from xesync import events
+from xesync.actions import MeetingFacts, Policy, RoomAction, RoomInfo, SaveBooking, TmsPlan
+from xesync.directory import Directory, NotInDirectory, Person
+from xesync.engine_record import MeetingResult, audit_entries, emit, record_after
+from xesync.errors import SyncSafetyError, TransientError, XesyncError
+from xesync.executor import Executor
+from xesync.meetings import ItemRef, RoomItem
+from xesync.model import Booking, RoomSyncState, SyncRecord, TmsState
+from xesync.notify import Templates
+from xesync.ports import BookingSink, CalendarSource
+from xesync.reconcile import plan_tms
+from xesync.reconcile_rooms import mass_cancel_refusal, plan_room
+from xesync.store import Store
+
+log = structlog.get_logger("xesync.engine")
+
+RETRY_AFTER = timedelta(minutes=2)  # a meeting that failed on a transient error is read again then
+
+
+@dataclass(slots=True)
+class RoomReport:
+    """How one room's pass ended."""
+
+    room: str
+    ok: bool = True
+    error: str | None = None
+    meetings: list[MeetingResult] = field(default_factory=list)
+    held: bool = False  # the sync state was kept (fuse tripped, or a failure)
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """How a pass over the rooms ended."""
+
+    run_id: str
+    rooms: list[RoomReport] = field(default_factory=list)
+
+    @property
+    def failed_rooms(self) -> list[str]:
+        """The rooms whose pass did not complete."""
+        return [r.room for r in self.rooms if not r.ok]
+
+
+class Engine:
+    """Runs passes over rooms. Thread-safe: rooms run in parallel, meetings under a per-UID lock."""
+
+    def __init__(
+        self,
+        *,
+        source: CalendarSource,
+        sink: BookingSink,
+        store: Store,
+        rooms: Sequence[RoomInfo],
+        policy: Policy,
+        templates: Templates,
+        clock: Callable[[], datetime],
+        directory: Directory | None = None,
+        dry_run: bool = False,
+        max_workers: int = 4,
+    ) -> None:
+        self.source, self.sink, self.store, self.directory = source, sink, store, directory
+        self.rooms = {r.key.lower(): r for r in rooms}
+        self.policy, self.templates, self.clock = policy, templates, clock
+        self.dry_run = dry_run
+        self.max_workers = max(1, max_workers)
+        self.executor = Executor(source, sink)
+        self._uid_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- passes ------------------------------------------------------------------------------------
+
+    def sync(self, rooms: Sequence[str] | None = None) -> SyncReport:
+        """One pass over ``rooms`` (default: every configured room), rooms in parallel."""
+        keys = [r.lower() for r in rooms] if rooms else list(self.rooms)
+        report = SyncReport(run_id=uuid.uuid4().hex[:12])
+        structlog.contextvars.bind_contextvars(run_id=report.run_id)
+        log.info(events.SYNC_STARTED, rooms=len(keys), dry_run=self.dry_run)
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, max(1, len(keys)))) as pool:
+            report.rooms = list(pool.map(lambda k: self._room_safely(k, report.run_id), keys))
+        counts: dict[str, int] = {}
+        for room in report.rooms:
+            for meeting in room.meetings:
+                counts[meeting.outcome] = counts.get(meeting.outcome, 0) + 1
+        log.info(
+            events.SYNC_FINISHED,
+            rooms=len(keys),
+            failed_rooms=report.failed_rooms,
+            dry_run=self.dry_run,
+            **counts,
+        )
+        return report
+
+    def _room_safely(self, room: str, run_id: str) -> RoomReport:
+        structlog.contextvars.bind_contextvars(run_id=run_id)
+        try:
+            return self.sync_room(room, run_id=run_id)
+        except XesyncError as exc:
+            # The room failed as a whole (mailbox refused, Exchange down): its state stays, others go on.
+            # An expected failure, already explained by its message: no traceback in the journal.
+            log.error(events.ROOM_FAILED, room=room, error=str(exc), error_type=type(exc).__name__)  # noqa: TRY400
+            return RoomReport(room=room, ok=False, error=str(exc), held=True)
+
+    def sync_room(self, room: str, *, run_id: str = "manual") -> RoomReport:
+        """One pass over one room."""
+        room = room.lower()
+        if room not in self.rooms:
+            names = ", ".join(self.rooms) or "none"
+            raise SyncSafetyError(f"room {room!r} is not configured; configured rooms: {names}")
+        now = self.clock()
+        window = (now, now + self.policy.lookahead)
+        state = self.store.room_state(room)
+        changes = self.source.changes(room, state.sync_state if state else None, window=window)
+        if changes.full and state is not None and state.sync_state:
+            log.warning(events.EWS_SYNC_STATE_RESET, room=room)
+        units = self._units(room, changes.items, changes.deleted, full=changes.full, now=now, window=window)
+        report = RoomReport(room=room)
+        plans = {uid: self._plan(room, uid, item, due, now) for uid, (item, due) in units.items()}
+        refusal = mass_cancel_refusal(
+            room, [p for p, _, _ in plans.values()], self.store.records(room), full_sync=changes.full,
+            items_seen=sum(1 for i in changes.items if not i.cancelled), policy=self.policy, now=now,
+        )  # fmt: skip
+        if refusal is not None:
+            log.error(events.GUARD_MASS_CANCEL_REFUSED, room=room, reason=refusal)
+            report.held, report.ok, report.error = True, False, refusal
+        refreshes: list[MeetingResult] = []
+        for plan, facts, error in plans.values():
+            if error is not None:
+                report.meetings.append(self._failed(run_id, facts, plan, error, now))
+                continue
+            if refusal is not None and plan.cancelled and plan.actions:
+                report.meetings.append(self._refused_by_fuse(run_id, facts, plan, refusal, now))
+                continue
+            result = self._apply(run_id, facts, plan, now)
+            report.meetings.append(result)
+            (refreshes if result.deferred else []).append(result)
+        if not self.dry_run and not report.held:
+            self._commit_room(room, changes.sync_state, refreshes, now)
+        log.info(
+            events.ROOM_SYNCED, room=room, meetings=len(report.meetings), held=report.held, full=changes.full
+        )
+        return report
+
+    def _units(
+        self,
+        room: str,
+        items: Sequence[RoomItem],
+        deleted: Sequence[str],
+        *,
+        full: bool,
+        now: datetime,
+        window: tuple[datetime, datetime],
+    ) -> dict[str, tuple[RoomItem | None, bool]]:
+        """Each meeting the pass touched: its room copy now (``None``: gone), and whether it was due."""
+        units: dict[str, tuple[RoomItem | None, bool]] = {i.uid: (i, False) for i in items}
+        for item_id in deleted:
+            record = self.store.record_by_item(room, item_id)
+            if record is not None and record.uid not in units:
+                units[record.uid] = (None, False)
+        if full:
+            # A full sync lists every item: a record whose meeting is missing has left the calendar.
+            for record in self.store.records(room):
+                if record.uid not in units and record.occurrence is None:
+                    units[record.uid] = (None, False)
+        for record in self.store.due(room, now):
+            if record.uid in units:
+                units[record.uid] = (units[record.uid][0], True)
+            elif record.item_id:
+                units[record.uid] = (self.source.item(room, record.item_id, window=window), True)
+        return units
+
+    # -- one meeting -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _meeting_lock(self, uid: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._uid_locks.setdefault(uid, threading.Lock())
+        with lock:
+            yield
+
+    def _plan(
+        self, room: str, uid: str, item: RoomItem | None, due: bool, now: datetime
+    ) -> tuple[TmsPlan, MeetingFacts, TransientError | None]:
+        with self._meeting_lock(uid):
+            try:
+                facts = self._gather(room, uid, item, due)
+            except TransientError as exc:
+                # The directory (or the store) could not answer: this meeting waits, the room goes on.
+                bare = MeetingFacts(uid=uid, room=room, item=item, records=self._records(uid))
+                return TmsPlan(uid=uid), bare, exc
+            return plan_tms(facts, self.policy, self.rooms, now), facts, None
+
+    def _records(self, uid: str) -> dict[str, SyncRecord]:
+        return {r.room: r for r in self.store.records_for_uid(uid) if r.occurrence is None}
+
+    def _gather(self, room: str, uid: str, item: RoomItem | None, due: bool) -> MeetingFacts:
+        organiser: Person | NotInDirectory | None = None
+        if item is not None and item.organiser and self.directory is not None:
+            organiser = self.directory.resolve(item.organiser)
+        return MeetingFacts(
+            uid=uid, room=room, item=item, records=self._records(uid), booking=self.store.booking(uid),
+            organiser=organiser, recheck_due=due,
+        )  # fmt: skip
+
+    def _apply(self, run_id: str, facts: MeetingFacts, plan: TmsPlan, now: datetime) -> MeetingResult:
+        with self._meeting_lock(facts.uid):
+            try:
+                # Re-gather under the lock: another room's pass may have booked this meeting since.
+                fresh = self._gather(facts.room, facts.uid, facts.item, facts.recheck_due)
+            except TransientError as exc:
+                return self._failed(run_id, facts, plan, exc, now)
+            if fresh.booking != facts.booking or fresh.records != facts.records:
+                facts, plan = fresh, plan_tms(fresh, self.policy, self.rooms, now)
+            return self._execute(run_id, facts, plan, now)
+
+    def _execute(self, run_id: str, facts: MeetingFacts, plan: TmsPlan, now: datetime) -> MeetingResult:
+        item = facts.item
+        organiser = item.organiser if item else (facts.booking.organiser if facts.booking else "")
+        for warning in plan.warnings:
+            log.warning(warning.event, room=facts.room, uid=facts.uid, reason=warning.reason)
+        if self.dry_run:
+            result = MeetingResult.planned(facts, plan, self._planned_rooms(facts, plan, now))
+            self._write(run_id, facts, plan, result, now, audit_only=True)
+            return result
+        tms = self.executor.tms(plan, facts.booking, organiser=organiser, now=now)
+        booking = tms.booking
+        room_actions = () if tms.failed else plan_room(
+            facts, plan, booking, tms_error=tms.refused, policy=self.policy, templates=self.templates,
+            rooms=self.rooms,
+        )  # fmt: skip
+        ref = ItemRef(item.room, item.item_id, item.change_key) if item else None
+        rooms = self.executor.room(room_actions, ref)
+        if booking is not None and rooms.notice is not None:
+            booking = dataclasses.replace(booking, notified_hash=rooms.notice)
+        result = MeetingResult.of(facts, plan, tms, rooms, booking)
+        if result.deferred:
+            return result  # nothing happened but a changekey bump: refreshed with the room's commit
+        self._write(run_id, facts, plan, result, now)
+        return result
+
+    def _failed(
+        self, run_id: str, facts: MeetingFacts, plan: TmsPlan, exc: TransientError, now: datetime
+    ) -> MeetingResult:
+        result = MeetingResult.stopped(facts, plan, exc)
+        self._write(run_id, facts, plan, result, now)
+        return result
+
+    def _refused_by_fuse(
+        self, run_id: str, facts: MeetingFacts, plan: TmsPlan, reason: str, now: datetime
+    ) -> MeetingResult:
+        result = MeetingResult.fused(facts, plan, reason)
+        self._write(run_id, facts, plan, result, now, audit_only=True)
+        return result
+
+    # -- the store ---------------------------------------------------------------------------------
+
+    def _write(
+        self,
+        run_id: str,
+        facts: MeetingFacts,
+        plan: TmsPlan,
+        result: MeetingResult,
+        now: datetime,
+        *,
+        audit_only: bool = False,
+    ) -> None:
+        emit(log, facts, plan, result)
+        entries = audit_entries(run_id, facts, plan, result, now, dry_run=self.dry_run)
+        with self.store.transaction() as tx:
+            if not audit_only:
+                if result.booking is not None:
+                    tx.upsert_booking(result.booking)
+                record = record_after(facts, plan, result, now, retry_after=RETRY_AFTER)
+                if record is not None:
+                    tx.upsert_record(record)
+            for entry in entries:
+                tx.add_audit(entry)
+
+    def _commit_room(
+        self, room: str, sync_state: str, refreshes: Sequence[MeetingResult], now: datetime
+    ) -> None:
+        with self.store.transaction() as tx:
+            for result in refreshes:
+                record = record_after(result.facts, result.plan, result, now, retry_after=RETRY_AFTER)
+                if record is None:
+                    continue
+                try:
+                    with tx.savepoint(result.facts.uid):
+                        tx.upsert_record(record)
+                except Exception as exc:  # one bad row must not lose the room's state
+                    log.exception(events.MEETING_FAILED, room=room, uid=result.facts.uid, error=str(exc))
+            tx.put_room_state(RoomSyncState(room=room, sync_state=sync_state, updated_at=now))
+
+    def _planned_rooms(self, facts: MeetingFacts, plan: TmsPlan, now: datetime) -> tuple[RoomAction, ...]:
+        """What the rooms would be told if TMS accepted the plan as it stands (for ``xesync plan``)."""
+        booking = facts.booking
+        if plan.request is not None and any(isinstance(a, SaveBooking) for a in plan.actions):
+            request = plan.request
+            base = booking or Booking(
+                uid=facts.uid, external_key=request.external_key,
+                organiser=facts.item.organiser if facts.item else "",
+                subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
+                state=TmsState.SAVED, updated_at=now,
+            )  # fmt: skip
+            booking = dataclasses.replace(base, state=TmsState.SAVED, rooms=plan.rooms, request=request)
+        return plan_room(
+            facts,
+            plan,
+            booking,
+            tms_error=None,
+            policy=self.policy,
+            templates=self.templates,
+            rooms=self.rooms,
+        )
