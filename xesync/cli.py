@@ -107,7 +107,8 @@ def app(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
 def check_config(obj: AppContext, config_path: Path | None) -> None:
     """Validate the configuration and print it, effective values, secrets masked.
 
-    Every problem is listed with its key path; the exit code is 2 when there is any.
+    Every problem is listed with its key path; the exit code is 2 when there is any. Keys that are
+    accepted but not yet in effect are listed on stderr.
 
     \b
     Example:
@@ -119,6 +120,12 @@ def check_config(obj: AppContext, config_path: Path | None) -> None:
         obj.config_path = config_path
     cfg = obj.load_config()
     click.echo(json.dumps(config_mod.effective(cfg), indent=2))
+    # stderr, so that stdout stays the effective configuration as JSON.
+    pending = config_mod.not_yet_in_effect()
+    if pending:
+        click.echo("xesync: accepted, but not yet in effect in this release:", err=True)
+        for key in pending:
+            click.echo(f"  - {key}", err=True)
 
 
 @app.group("lab")
@@ -128,7 +135,8 @@ def lab_group() -> None:
 
 @lab_group.command("serve")
 @click.option(
-    "--config",
+    # Not --config: that is the group's -c/--config, the xesync configuration.
+    "--fixture",
     "fixture_path",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,

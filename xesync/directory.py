@@ -36,7 +36,7 @@ class Person:
     :ivar last_name: ``sn``, if set.
     :ivar email: the primary SMTP address (``mail``, else the ``SMTP:`` proxy address, else the UPN).
     :ivar addresses: every SMTP address of the entry (``mail`` and ``smtp:`` proxies), lower case.
-    :ivar jid: the CMS JID, from ``ldap.jid_template``.
+    :ivar jid: the CMS JID, from ``ldap.jid_template``; ``None`` when that is not set (no ``[cms]``).
     :ivar guid: the canonical GUID string from ``ldap.guid_attribute`` (AD ``objectGUID``, OpenLDAP
         ``entryUUID``), or ``None`` when the entry has none.
     :ivar pmp: whether the person is in one of ``ldap.pmp_groups``, directly or through nested groups.
@@ -51,7 +51,7 @@ class Person:
     last_name: str | None
     email: str
     addresses: frozenset[str]
-    jid: str
+    jid: str | None
     guid: str | None
     pmp: bool
     pmp_group: str | None = None

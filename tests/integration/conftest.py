@@ -1,7 +1,8 @@
 """Directory fixtures: a real OpenLDAP slapd on loopback, and the same LDIF on ldap3's mock strategy.
 
 The ``directory`` fixtures are parametrised over both backends, so every resolver test runs twice:
-once against slapd (``pytest.mark.slapd``) and once on the mock (only the connection differs).
+once against slapd (``pytest.mark.slapd``, the production LdapDirectory) and once on the mock (the
+lab's LdifDirectory: the same resolver, only the session differs).
 Without slapd the slapd half is skipped locally, and fails when ``CI`` is set (CI installs slapd).
 """
 
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from xesync.adapters.ldap import LdapDirectory
+from xesync.adapters.ldap import LdapDirectory, LdapResolver
 from xesync.config import LdapConfig, Secret
+from xesync.lab.ldif_directory import LdifDirectory
 from xesync.lab.slapd import SlapdServer, find_slapd
 
 LAB_LDIF = Path(__file__).resolve().parents[2] / "xesync" / "lab" / "data" / "lab.ldif"
@@ -40,11 +42,6 @@ def start_slapd(ldif: Path, **options) -> SlapdServer:
     """A started SlapdServer for the lab's service account (the caller stops it)."""
     require_slapd()
     return SlapdServer(ldif=ldif, base_dn=BASE_DN, bind_dn=BIND_DN, password=PASSWORD, **options).start()
-
-
-def ldif_url(path: Path) -> str:
-    """The ``ldif:///abs/path.ldif`` URL that runs the resolver on ldap3's mock strategy."""
-    return "ldif://" + str(path.resolve())
 
 
 def ldap_config(url: str, **overrides) -> LdapConfig:
@@ -101,7 +98,7 @@ class Backend:
     """Where a parametrised directory test points the resolver."""
 
     kind: str  # "slapd" or "mock"
-    url: str
+    target: str | Path  # the slapd URL, or the LDIF file the mock serves
 
 
 BACKENDS = [pytest.param("slapd", marks=pytest.mark.slapd, id="slapd"), pytest.param("mock", id="mock")]
@@ -112,7 +109,7 @@ def lab_backend(request) -> Backend:
     """The lab directory, on slapd or on the mock."""
     if request.param == "slapd":
         return Backend("slapd", request.getfixturevalue("lab_slapd").url)
-    return Backend("mock", ldif_url(LAB_LDIF))
+    return Backend("mock", LAB_LDIF)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -120,16 +117,22 @@ def extended_backend(request) -> Backend:
     """The extended test directory, on slapd or on the mock."""
     if request.param == "slapd":
         return Backend("slapd", request.getfixturevalue("extended_slapd").url)
-    return Backend("mock", ldif_url(EXTENDED_LDIF))
+    return Backend("mock", EXTENDED_LDIF)
 
 
 @pytest.fixture
-def make_directory() -> Iterator[Callable[..., LdapDirectory]]:
-    """Build LdapDirectory objects from ``ldap_config(url, **overrides)``; all are closed afterwards."""
-    made: list[LdapDirectory] = []
+def make_directory() -> Iterator[Callable[..., LdapResolver]]:
+    """Build directories from ``ldap_config(…, **overrides)``; all are closed afterwards.
 
-    def make(url: str, **overrides) -> LdapDirectory:
-        directory = LdapDirectory(ldap_config(url, **overrides))
+    A URL gives the production LdapDirectory; an LDIF path gives the lab's LdifDirectory.
+    """
+    made: list[LdapResolver] = []
+
+    def make(target: str | Path, **overrides) -> LdapResolver:
+        if isinstance(target, Path):
+            directory: LdapResolver = LdifDirectory(target, ldap_config("ldap://unused.invalid", **overrides))
+        else:
+            directory = LdapDirectory(ldap_config(target, **overrides))
         made.append(directory)
         return directory
 
@@ -139,6 +142,6 @@ def make_directory() -> Iterator[Callable[..., LdapDirectory]]:
 
 
 @pytest.fixture
-def lab_directory(lab_backend, make_directory) -> LdapDirectory:
+def lab_directory(lab_backend, make_directory) -> LdapResolver:
     """A resolver over the lab directory with ``group_membership = auto``."""
-    return make_directory(lab_backend.url)
+    return make_directory(lab_backend.target)

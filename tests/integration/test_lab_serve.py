@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from xesync import config
+from xesync import config, events
 from xesync.adapters.ldap import LdapDirectory
 from xesync.directory import NotInDirectory
 from xesync.lab import Lab
-from xesync.lab.fixture import DEFAULT_FIXTURE
+from xesync.lab.fixture import DEFAULT_FIXTURE, load_fixture
+from xesync.lab.ldif_directory import LdifDirectory
+from xesync.lab.slapd import find_slapd
 
 
 @contextlib.contextmanager
@@ -155,3 +157,70 @@ def test_written_config_resolves_organisers_in_the_lab_directory(served):
     assert not isinstance(carol, NotInDirectory)
     assert carol.pmp is False
     assert isinstance(erin, NotInDirectory)
+
+
+def mock_directory_fixture(tmp_path: Path) -> Path:
+    """A copy of the shipped fixture whose directory runs on ldap3's mock even where slapd exists."""
+    shipped = DEFAULT_FIXTURE.read_text()
+    ldif = load_fixture().directory.ldif
+    text = shipped.replace('serve = "auto"', 'serve = "mock"').replace(
+        'ldif = "lab.ldif"', f'ldif = "{ldif}"'
+    )
+    assert 'serve = "mock"' in text
+    assert str(ldif) in text
+    path = tmp_path / "lab.toml"
+    path.write_text(text)
+    return path
+
+
+def test_write_config_without_slapd_omits_ldap_and_says_so(tmp_path):
+    """On the mock directory, --write-config leaves out [ldap] and the JSON line and log say why."""
+    out = tmp_path / "out"
+    args = ["--fixture", str(mock_directory_fixture(tmp_path)), "--only", "ews,tms"]
+    with lab_process([*args, "--write-config", str(out / "xesync.toml")], tmp_path / "stderr.log") as proc:
+        info = json.loads(proc.stdout.readline())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert info["ldap"]["kind"] == "mock"
+    assert "slapd" in info["config_omitted"]["ldap"]
+    written = tomllib.loads((out / "xesync.toml").read_text())
+    assert "ldap" not in written
+    assert "ldif" not in (out / "xesync.toml").read_text()
+    cfg = config.load(out / "xesync.toml", env={})
+    assert cfg.ldap is None
+    logged = [
+        json.loads(line)
+        for line in (tmp_path / "stderr.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    omitted = [e for e in logged if e.get("event") == events.LAB_CONFIG_SECTION_OMITTED]
+    assert [e["section"] for e in omitted] == ["ldap"]
+
+
+@pytest.mark.parametrize("kind", [pytest.param("slapd", marks=pytest.mark.slapd), "mock"])
+def test_directory_port_resolves_lab_organisers(tmp_path, kind):
+    """lab.directory_port() is xesync's Directory over the lab: LdapDirectory on slapd, else LdifDirectory."""
+    if kind == "slapd":
+        if find_slapd() is None:
+            pytest.skip("slapd is not installed")
+        fixture = load_fixture()
+    else:
+        fixture = load_fixture(mock_directory_fixture(tmp_path))
+    with Lab(fixture, only=()) as lab:
+        assert lab.directory_kind == kind
+        directory = lab.directory_port()
+        try:
+            assert isinstance(directory, LdapDirectory if kind == "slapd" else LdifDirectory)
+            bob = directory.resolve("robert@lab.example")
+            erin = directory.resolve("erin@partner.example")
+        finally:
+            directory.close()
+    assert not isinstance(bob, NotInDirectory)
+    assert (bob.tms_username, bob.jid, bob.pmp) == ("LAB\\bob", "bob@lab.example", True)
+    assert isinstance(erin, NotInDirectory)
+
+
+def test_directory_port_needs_a_directory():
+    """A lab started without a directory refuses directory_port() with a clear error."""
+    with Lab(only=(), directory=False) as lab, pytest.raises(RuntimeError, match="no directory"):
+        lab.directory_port()

@@ -70,7 +70,7 @@ def test_found_by_proxy_address(lab_directory):
 
 def test_primary_proxy_address_matches_whatever_the_prefix_case(lab_backend, make_directory):
     """With only proxyAddresses configured, the upper-case SMTP: primary address is found too."""
-    directory = make_directory(lab_backend.url, mail_attributes=("proxyAddresses",))
+    directory = make_directory(lab_backend.target, mail_attributes=("proxyAddresses",))
     assert person(directory.resolve("BOB@lab.example")).username == "bob"
 
 
@@ -127,7 +127,7 @@ def test_empty_address_is_not_in_directory(lab_directory):
 @pytest.mark.parametrize("mode", MODES)
 def test_nested_group_membership_counts(lab_backend, make_directory, mode):
     """Bob is PMP+ through video-team, a member of cms-pmp, whichever membership method is used."""
-    directory = make_directory(lab_backend.url, group_membership=mode)
+    directory = make_directory(lab_backend.target, group_membership=mode)
     bob = person(directory.resolve("bob@lab.example"))
     assert (bob.pmp, bob.pmp_group) == (True, PMP_GROUP)
 
@@ -135,7 +135,7 @@ def test_nested_group_membership_counts(lab_backend, make_directory, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_people_outside_the_pmp_group_are_not_pmp(lab_backend, make_directory, mode):
     """Carol (in another group) and Dave (in none) are not PMP+."""
-    directory = make_directory(lab_backend.url, group_membership=mode)
+    directory = make_directory(lab_backend.target, group_membership=mode)
     assert person(directory.resolve("carol@lab.example")).pmp is False
     assert person(directory.resolve("dave@lab.example")).pmp is False
 
@@ -150,7 +150,7 @@ def test_auto_membership_finds_the_servers_memberof(lab_directory):
 def test_templates_build_tms_user_name_and_jid(lab_backend, make_directory):
     """tms_username_format and jid_template are filled from the entry."""
     directory = make_directory(
-        lab_backend.url, tms_username_format="{username}@{domain}", jid_template="{mail}", tms_domain="lab"
+        lab_backend.target, tms_username_format="{username}@{domain}", jid_template="{mail}", tms_domain="lab"
     )
     carol = person(directory.resolve("carol.jones@lab.example"))
     assert (carol.tms_username, carol.jid) == ("carol@lab", "carol@lab.example")
@@ -158,21 +158,21 @@ def test_templates_build_tms_user_name_and_jid(lab_backend, make_directory):
 
 def test_bad_credentials_are_a_lookup_error(lab_backend, make_directory):
     """A wrong bind password is a permanent LdapLookupError that names the keys to fix."""
-    directory = make_directory(lab_backend.url, password=Secret("not-the-password"))
+    directory = make_directory(lab_backend.target, password=Secret("not-the-password"))
     with pytest.raises(LdapLookupError, match=r"ldap\.password"):
         directory.resolve("alice@lab.example")
 
 
 def test_password_case_matters(lab_backend, make_directory):
     """A bind password that differs only in case is refused (the mock alone would accept it)."""
-    directory = make_directory(lab_backend.url, password=Secret(PASSWORD.upper()))
+    directory = make_directory(lab_backend.target, password=Secret(PASSWORD.upper()))
     with pytest.raises(LdapLookupError):
         directory.resolve("alice@lab.example")
 
 
 def test_bad_base_dn_is_a_lookup_error(lab_backend, make_directory):
     """A base DN that does not exist is a permanent LdapLookupError that names ldap.base_dn."""
-    directory = make_directory(lab_backend.url, base_dn="ou=nowhere,dc=lab,dc=example")
+    directory = make_directory(lab_backend.target, base_dn="ou=nowhere,dc=lab,dc=example")
     with pytest.raises(LdapLookupError, match=r"ldap\.base_dn"):
         directory.resolve("alice@lab.example")
 
@@ -180,9 +180,9 @@ def test_bad_base_dn_is_a_lookup_error(lab_backend, make_directory):
 def test_the_bind_password_is_never_logged(lab_backend, make_directory):
     """Neither a successful lookup nor a refused bind logs the service account's password."""
     with capture_logs() as logs:
-        make_directory(lab_backend.url).resolve("alice@lab.example")
+        make_directory(lab_backend.target).resolve("alice@lab.example")
         with pytest.raises(LdapLookupError):
-            make_directory(lab_backend.url, password=Secret(PASSWORD + "x")).resolve("alice@lab.example")
+            make_directory(lab_backend.target, password=Secret(PASSWORD + "x")).resolve("alice@lab.example")
     assert logs
     assert PASSWORD not in repr(logs)
 
@@ -202,13 +202,13 @@ def test_the_bind_password_is_never_logged(lab_backend, make_directory):
 )
 def test_membership_through_deep_nesting_and_cycles(extended_backend, make_directory, mode, address, pmp):
     """Deep nesting is followed to the end and group cycles terminate, in every membership mode."""
-    directory = make_directory(extended_backend.url, group_membership=mode)
+    directory = make_directory(extended_backend.target, group_membership=mode)
     assert person(directory.resolve(address)).pmp is pmp
 
 
 def test_only_smtp_proxy_addresses_are_mail_addresses(extended_backend, make_directory):
     """An smtp: alias finds its owner; the text of sip: and X500: proxies does not."""
-    directory = make_directory(extended_backend.url)
+    directory = make_directory(extended_backend.target)
     ivan = person(directory.resolve("ip@old.example"))
     assert ivan.username == "ivan"
     assert "ivan.petrov@lab.example" in ivan.addresses
@@ -218,25 +218,25 @@ def test_only_smtp_proxy_addresses_are_mail_addresses(extended_backend, make_dir
 
 def test_base64_and_continued_values_are_read(extended_backend, make_directory):
     """Base64 (non-ASCII) and folded LDIF values arrive intact through either backend."""
-    aase = person(make_directory(extended_backend.url).resolve("aase@lab.example"))
+    aase = person(make_directory(extended_backend.target).resolve("aase@lab.example"))
     assert (aase.display_name, aase.first_name, aase.last_name) == ("Åse Ødegård", "Åse", "Odegaard")
 
 
 def test_mail_outranks_user_principal_name(extended_backend, make_directory):
     """When one entry has the address as mail and another as UPN, the mail owner is the organiser."""
-    assert person(make_directory(extended_backend.url).resolve("kim@lab.example")).username == "kim"
+    assert person(make_directory(extended_backend.target).resolve("kim@lab.example")).username == "kim"
 
 
 def test_an_ambiguous_address_is_a_lookup_error(extended_backend, make_directory):
     """Two entries with the same mail address are refused, naming both."""
-    directory = make_directory(extended_backend.url)
+    directory = make_directory(extended_backend.target)
     with pytest.raises(LdapLookupError, match=r"twin1.*twin2"):
         directory.resolve("twins@lab.example")
 
 
 def test_an_entry_without_logon_name_is_a_lookup_error(extended_backend, make_directory):
     """An entry lacking username_attribute cannot become a TMS user; the error names the key."""
-    directory = make_directory(extended_backend.url)
+    directory = make_directory(extended_backend.target)
     with pytest.raises(LdapLookupError, match=r"ldap\.username_attribute"):
         directory.resolve("nemo@lab.example")
 
@@ -264,7 +264,7 @@ def test_a_dropped_connection_is_reopened_once(lab_slapd, make_directory):
     """When the connection drops between lookups, the next lookup reconnects and succeeds."""
     directory = make_directory(lab_slapd.url)
     directory.resolve("alice@lab.example")
-    directory._conn.socket.shutdown(socket.SHUT_RDWR)
+    directory._connector.conn.socket.shutdown(socket.SHUT_RDWR)
     with capture_logs() as logs:
         dave = person(directory.resolve("dave@lab.example"))
     assert dave.username == "dave"

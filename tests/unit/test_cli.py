@@ -119,3 +119,42 @@ def test_handle_error_exit_codes():
     unexpected = [e for e in logs if e["event"] == events.ERROR_UNEXPECTED]
     assert [e["error_type"] for e in unexpected] == ["RuntimeError"]
     assert "exc_info" in unexpected[0]
+
+
+def test_check_config_lists_the_keys_not_yet_in_effect():
+    """check-config on the example names every registry key (metrics.port among them) on stderr only."""
+    from xesync.config import NOT_YET_IN_EFFECT  # noqa: PLC0415
+
+    result = CliRunner().invoke(app, ["check-config", "--config", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)
+    listed = [line.strip()[2:] for line in result.stderr.splitlines() if line.startswith("  - ")]
+    assert "metrics.port" in listed
+    assert sorted(listed) == sorted(NOT_YET_IN_EFFECT)
+    assert "not yet in effect" in result.stderr
+
+
+def test_check_config_refuses_a_filter_without_parentheses(tmp_path):
+    """ldap.user_filter = "objectClass=user" exits 2 naming the key, as the daemon would refuse it."""
+    text = EXAMPLE.read_text().replace(
+        'user_filter = "(|(objectClass=user)(objectClass=inetOrgPerson))"', 'user_filter = "objectClass=user"'
+    )
+    assert 'user_filter = "objectClass=user"' in text
+    (tmp_path / "secrets").symlink_to(EXAMPLE.parent / "secrets")
+    path = tmp_path / "filter.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["check-config", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "ldap.user_filter: not an LDAP filter" in result.stderr
+    assert result.stdout == ""
+
+
+def test_lab_serve_takes_its_fixture_with_fixture_not_config(tmp_path):
+    """lab serve names its fixture --fixture; --config there is no longer a lab option."""
+    missing = str(tmp_path / "none.toml")
+    fixture = CliRunner().invoke(app, ["lab", "serve", "--fixture", missing])
+    assert fixture.exit_code == 2
+    assert "none.toml" in fixture.stderr
+    clash = CliRunner().invoke(app, ["lab", "serve", "--config", missing])
+    assert clash.exit_code == 2
+    assert "No such option '--config'" in clash.stderr

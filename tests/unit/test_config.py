@@ -197,3 +197,153 @@ def test_example_with_copied_secrets(tmp_path):
     shutil.copy(EXAMPLE, tmp_path / "x.toml")
     shutil.copytree(EXAMPLE.parent / "secrets", tmp_path / "secrets")
     assert config.load(tmp_path / "x.toml", env={}).tms.password.source.startswith("file:")
+
+
+# -- a present value is used or refused, never replaced by the default ---------------------------
+
+LDAP = """
+[ldap]
+url = "ldaps://dc.example.com"
+bind_dn = "cn=svc,dc=example,dc=com"
+password = "ldap-inline-secret"
+base_dn = "dc=example,dc=com"
+pmp_groups = ["cn=pmp,dc=example,dc=com"]
+"""
+
+
+def load_text(tmp_path: Path, text: str) -> config.Config:
+    return config.load(write(tmp_path, text), env={"TMS_PW": "x"})
+
+
+def problems_of(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_text(tmp_path, text)
+    return err.value.problems
+
+
+def test_zero_values_that_mean_something_are_kept(tmp_path):
+    """cache_ttl = "0s" turns the cache off and max_wait = "0s" fails fast: neither becomes the default."""
+    text = MINIMAL.replace("[tms]", 'max_wait = "0s"\n\n[tms]') + LDAP + 'cache_ttl = "0s"\n'
+    cfg = load_text(tmp_path, text)
+    assert cfg.ldap is not None
+    assert cfg.ldap.cache_ttl == timedelta(0)
+    assert cfg.exchange.max_wait == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ("[sync]\ninterval = 0", "sync.interval: must be longer than 0s"),
+        ('[sync]\nlookahead = "0s"', "sync.lookahead: must be longer than 0s"),
+        ('[sync]\nstate_dir = ""', "sync.state_dir: must not be empty"),
+        ('[sync]\nprivate_title = ""', "sync.private_title: must not be empty"),
+        ('[logging]\nlevel = ""', "logging.level: must not be empty"),
+        ('[metrics]\nhost = ""', "metrics.host: must not be empty"),
+        ("[metrics]\nport = 0", "metrics.port: must be at least 1"),
+    ],
+)
+def test_present_empty_or_zero_values_are_refused_not_defaulted(tmp_path, extra, problem):
+    """0, "0s" and "" where they make no sense are refused with the key, not silently replaced."""
+    assert problem in problems_of(tmp_path, MINIMAL + "\n" + extra + "\n")
+
+
+def test_empty_strings_in_required_and_defaulted_keys_are_refused(tmp_path):
+    """An empty external_source_id, remote_setup_url or username is a problem, not the default."""
+    text = MINIMAL.replace('username = "EX\\\\svc"', 'username = ""').replace(
+        "[[rooms]]", 'external_source_id = ""\nremote_setup_url = ""\n\n[[rooms]]'
+    )
+    problems = problems_of(tmp_path, text)
+    assert "tms.username: must not be empty" in problems
+    assert "tms.external_source_id: must not be empty" in problems
+    assert "tms.remote_setup_url: must not be empty" in problems
+
+
+def test_empty_lists_are_values(tmp_path):
+    """mail_attributes = [] is refused by the LDAP rules instead of becoming the default list."""
+    problems = problems_of(tmp_path, MINIMAL + LDAP + "mail_attributes = []\n")
+    assert problems == ["ldap.mail_attributes: must name at least one attribute"]
+
+
+# -- [ldap]: one validator, the one the adapter uses ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('user_filter = "objectClass=user"', "ldap.user_filter: not an LDAP filter"),
+        ('user_filter = "(&(objectClass=user)"', "ldap.user_filter: not an LDAP filter"),
+        ('pmp_groups = ["not a dn"]', "ldap.pmp_groups[0]: not a DN: 'not a dn'"),
+        ('mail_attributes = ["mail)(uid=*"]', "ldap.mail_attributes[0]: not an attribute name"),
+        ('username_attribute = "s A M"', "ldap.username_attribute: not an attribute name"),
+        ('tms_username_format = "{user}"', "ldap.tms_username_format: unknown field {user}"),
+        ('jid_template = "{username"', "ldap.jid_template: expected '}'"),
+        ('ca_file = "missing-ca.pem"', "ldap.ca_file: no such file"),
+        ("start_tls = true", "ldap.start_tls: cannot be used with an ldaps:// url"),
+    ],
+)
+def test_ldap_rules_are_checked_by_the_config(tmp_path, line, problem):
+    """Every rule the directory adapter enforces is refused by load() (and so by check-config)."""
+    key = line.split("=", 1)[0].strip()
+    ldap = "\n".join(x for x in LDAP.splitlines() if not x.startswith(f"{key} ="))
+    problems = problems_of(tmp_path, MINIMAL + ldap + "\n" + line + "\n")
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(problem)
+
+
+@pytest.mark.parametrize("url", ["ldif:///srv/lab.ldif", "ldap://", "ldap://dc.example.com:x"])
+def test_ldap_url_is_a_server(tmp_path, url):
+    """ldap.url accepts only ldap://host[:port] and ldaps://host[:port]; ldif:// belongs to the lab."""
+    problems = problems_of(tmp_path, MINIMAL + LDAP.replace('"ldaps://dc.example.com"', f'"{url}"'))
+    assert [p.split(":", 1)[0] for p in problems] == ["ldap.url"]
+
+
+def test_ca_file_is_relative_to_the_config_file(tmp_path):
+    """A relative ca_file names a file beside the configuration, and must exist."""
+    (tmp_path / "corp-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    cfg = load_text(tmp_path, MINIMAL + LDAP + 'ca_file = "corp-ca.pem"\n')
+    assert cfg.ldap is not None
+    assert cfg.ldap.tls.ca_file == tmp_path / "corp-ca.pem"
+
+
+CMS = """
+[cms]
+url = "https://cms.example.com:445/api/v1"
+username = "api"
+password = "cms-inline-secret"
+"""
+
+
+def test_jid_template_has_no_default_and_is_required_with_cms(tmp_path):
+    """With [cms] and [ldap], a missing jid_template is a problem; without [cms] it stays unset."""
+    assert problems_of(tmp_path, MINIMAL + CMS + LDAP) == [
+        "ldap.jid_template: is required when [cms] is configured, e.g. '{username}@example.com'"
+    ]
+    cfg = load_text(tmp_path, MINIMAL + LDAP)
+    assert cfg.ldap is not None
+    assert cfg.ldap.jid_template is None
+    cfg = load_text(tmp_path, MINIMAL + CMS + LDAP + 'jid_template = "{username}@example.com"\n')
+    assert cfg.ldap is not None
+    assert cfg.ldap.jid_template == "{username}@example.com"
+
+
+# -- keys accepted but not yet in effect ----------------------------------------------------------
+
+
+def _config_keys() -> set[str]:
+    sections = {
+        "exchange": config.ExchangeConfig,
+        "tms": config.TmsConfig,
+        "cms": config.CmsConfig,
+        "ldap": config.LdapConfig,
+        "sync": config.SyncConfig,
+        "logging": config.LoggingConfig,
+        "metrics": config.MetricsConfig,
+    }
+    return {f"{name}.{field}" for name, cls in sections.items() for field in cls.__dataclass_fields__}
+
+
+def test_not_yet_in_effect_names_real_keys_once():
+    """Every registry entry is a key of the configuration, listed once, and metrics.port is among them."""
+    assert set(config.NOT_YET_IN_EFFECT) <= _config_keys()
+    assert len(set(config.NOT_YET_IN_EFFECT)) == len(config.NOT_YET_IN_EFFECT)
+    assert config.not_yet_in_effect() == sorted(config.NOT_YET_IN_EFFECT)

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from xesync.adapters.ldap import LdapDirectory
 from xesync.config import LdapConfig, Secret
 from xesync.directory import NotInDirectory, Person
 from xesync.errors import LdapUnavailableError
+from xesync.lab.ldif_directory import LdifDirectory
 
 BASE = """\
 dn: dc=lab,dc=example
@@ -65,9 +65,9 @@ def ldif(tmp_path):
     return path
 
 
-def directory_for(path, clock, ttl=TTL) -> LdapDirectory:
+def directory_for(path, clock, ttl=TTL) -> LdifDirectory:
     cfg = LdapConfig(
-        url="ldif://" + str(path),
+        url="ldap://unused.invalid",
         bind_dn="cn=svc,dc=lab,dc=example",
         password=Secret("pw"),
         base_dn="dc=lab,dc=example",
@@ -75,10 +75,10 @@ def directory_for(path, clock, ttl=TTL) -> LdapDirectory:
         username_attribute="uid",
         cache_ttl=ttl,
     )
-    return LdapDirectory(cfg, clock=clock)
+    return LdifDirectory(path, cfg, clock=clock)
 
 
-def change_directory(directory: LdapDirectory, path, text: str) -> None:
+def change_directory(directory: LdifDirectory, path, text: str) -> None:
     """Rewrite the LDIF and drop the connection, so the next query reloads it."""
     path.write_text(text, encoding="utf-8")
     directory.close()

@@ -8,9 +8,10 @@ from pathlib import Path
 from structlog.testing import capture_logs
 
 from xesync import events
-from xesync.adapters.ldap import IN_CHAIN_RULE, LdapDirectory, mock_connection_from_ldif
+from xesync.adapters.ldap import IN_CHAIN_RULE, LdapResolver
 from xesync.config import GroupMembership, LdapConfig, Secret
 from xesync.directory import Person
+from xesync.lab.ldif import mock_connection_from_ldif
 
 LAB_LDIF = Path(__file__).resolve().parents[2] / "xesync" / "lab" / "data" / "lab.ldif"
 PMP = "cn=cms-pmp,ou=groups,dc=lab,dc=example"
@@ -59,9 +60,22 @@ class ActiveDirectoryLike:
         return self._conn.search(base, query, search_scope=search_scope, attributes=attributes, **kwargs)
 
 
-def directory(conn, mode=GroupMembership.AUTO, groups=(PMP,)) -> LdapDirectory:
+class OneConnection:
+    """A session (xesync.adapters.ldap.LdapSession) over one given connection: the test's stand-in server."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def call(self, operation):
+        return operation(self.conn)
+
+    def close(self) -> None:
+        pass
+
+
+def directory(conn, mode=GroupMembership.AUTO, groups=(PMP,)) -> LdapResolver:
     cfg = LdapConfig(
-        url="ldif://" + str(LAB_LDIF),
+        url="ldaps://ad.lab.example",
         bind_dn="cn=svc-xesync,ou=service,dc=lab,dc=example",
         password=Secret("lab-ldap-secret"),
         base_dn="dc=lab,dc=example",
@@ -69,9 +83,7 @@ def directory(conn, mode=GroupMembership.AUTO, groups=(PMP,)) -> LdapDirectory:
         username_attribute="uid",
         group_membership=mode,
     )
-    result = LdapDirectory(cfg)
-    result._conn = conn
-    return result
+    return LdapResolver(cfg, OneConnection(conn))
 
 
 def test_auto_picks_in_chain_on_active_directory():

@@ -7,10 +7,12 @@ import uuid
 
 import pytest
 
-from xesync.adapters.ldap import LdapDirectory, format_template, render_guid, template_problems
+from xesync.adapters.ldap import LdapDirectory, format_template, render_guid
 from xesync.config import LdapConfig, Secret, TlsConfig
+from xesync.config.ldap_section import template_problems
 from xesync.directory import Person
 from xesync.errors import ConfigError
+from xesync.lab.ldif_directory import LdifDirectory
 
 LDIF = """\
 dn: dc=lab,dc=example
@@ -34,7 +36,7 @@ objectGUID:: {guid}
 """
 
 
-def config(url: str = "ldif:///nonexistent.ldif", **overrides) -> LdapConfig:
+def config(url: str = "ldaps://dc.lab.example", **overrides) -> LdapConfig:
     values = {
         "url": url,
         "bind_dn": "cn=svc,dc=lab,dc=example",
@@ -65,18 +67,17 @@ def test_format_template_fills_every_field():
     ],
 )
 def test_template_problems(template, problem):
-    """Unknown fields, attribute access and broken braces are reported with the config key."""
-    problems = template_problems("ldap.jid_template", template)
+    """Unknown fields, attribute access and broken braces are each reported once."""
+    problems = template_problems(template)
     assert len(problems) == 1
-    assert problems[0].startswith("ldap.jid_template: ")
     assert problem in problems[0]
 
 
 def test_good_templates_have_no_problems():
     """The shipped defaults and the lab's templates are accepted."""
-    assert template_problems("k", "{domain}\\{username}") == []
-    assert template_problems("k", "{username}@lab.example") == []
-    assert template_problems("k", "{mail}") == []
+    assert template_problems("{domain}\\{username}") == []
+    assert template_problems("{username}@lab.example") == []
+    assert template_problems("{mail}") == []
 
 
 def test_render_guid_reads_ad_object_guid_bytes():
@@ -104,7 +105,7 @@ def test_person_guid_comes_from_binary_object_guid(tmp_path):
     guid = uuid.UUID("a1b2c3d4-e5f6-4a5b-8c7d-0123456789ab")
     path = tmp_path / "ad.ldif"
     path.write_text(LDIF.format(guid=base64.b64encode(guid.bytes_le).decode()), encoding="utf-8")
-    directory = LdapDirectory(config("ldif://" + str(path), user_filter="(objectClass=user)"))
+    directory = LdifDirectory(path, config(user_filter="(objectClass=user)"))
     ada = directory.resolve("ada@lab.example")
     assert isinstance(ada, Person)
     assert (ada.guid, ada.username, ada.tms_username) == (str(guid), "ada", "LAB\\ada")
@@ -136,10 +137,17 @@ def test_construction_collects_every_problem(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://dc.example.com", "ldap://", "ldif://relative/path.ldif", "ldap://dc.example.com:x"]
+    "url",
+    [
+        "http://dc.example.com",
+        "ldap://",
+        "ldif://relative/path.ldif",
+        "ldif:///abs/path.ldif",
+        "ldap://dc.example.com:x",
+    ],
 )
 def test_unusable_urls_are_config_errors(url):
-    """Only ldap://host, ldaps://host and ldif:///abs/path are accepted."""
+    """Only ldap://host and ldaps://host are accepted: the production adapter knows no LDIF files."""
     with pytest.raises(ConfigError, match=r"ldap\.url"):
         LdapDirectory(config(url))
 

@@ -1,10 +1,13 @@
 """The directory adapter: organisers and their PMP+ entitlement from LDAP / Active Directory (ldap3).
 
-One resolver, :class:`LdapDirectory`: it finds a person by mail address, decides PMP+ entitlement,
-and caches each answer (a miss too) for ``ldap.cache_ttl``. Its connection (``ldaps://``,
-``ldap://`` with or without StartTLS, or an ``ldif://`` mock), TLS verification, the one reconnect
-after a drop, and the translation of ldap3's errors into ours live in
-:mod:`xesync.adapters.ldap_connection`.
+:class:`LdapResolver` holds the lookups: it finds a person by mail address, decides PMP+
+entitlement, and caches each answer (a miss too) for ``ldap.cache_ttl``. It runs its searches
+through an :class:`LdapSession`, which owns the connection. :class:`LdapDirectory`, the production
+implementation of :class:`xesync.directory.Directory`, is the resolver over a server
+(``ldaps://``, or ``ldap://`` with or without StartTLS); its connection, TLS verification, the one
+reconnect after a drop, and the translation of ldap3's errors into ours live in
+:mod:`xesync.adapters.ldap_connection`. Other sessions exist outside the core: the lab runs the same
+resolver on its LDIF fixture (ldap3's mock strategy), the tests on stand-ins for servers we cannot run.
 
 PMP+ entitlement is membership of any of ``ldap.pmp_groups``, nested groups included, found as
 ``ldap.group_membership`` says (see :class:`~xesync.config.GroupMembership`); ``auto`` asks the rootDSE
@@ -13,44 +16,44 @@ whether the server is AD, else probes whether the server maintains ``memberOf``.
 
 from __future__ import annotations
 
-import re
-import string
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import ldap3
 import structlog
 from ldap3.core import exceptions as lx
-from ldap3.operation.search import parse_filter
-from ldap3.utils.dn import safe_dn
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 
 from xesync import events
 from xesync.adapters.ldap_connection import LdapConnector, parse_endpoint
 from xesync.config import GroupMembership, LdapConfig
+from xesync.config.ldap_section import ldap_problems
+from xesync.config.reader import ca_file_problem
 from xesync.directory import NotInDirectory, Person
 from xesync.errors import ConfigError, LdapLookupError
-from xesync.ldif import mock_connection_from_ldif, normalise_dn
 
 __all__ = [
     "IN_CHAIN_RULE",
     "LdapDirectory",
+    "LdapResolver",
+    "LdapSession",
     "escape_filter_value",
     "format_template",
-    "mock_connection_from_ldif",
+    "normalise_dn",
     "render_guid",
-    "template_problems",
 ]
+
+T = TypeVar("T")
 
 IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (AD only)
 # rootDSE supportedCapabilities of AD DS (LDAP_CAP_ACTIVE_DIRECTORY_OID) and AD LDS (…_ADAM_OID).
 _AD_CAPABILITIES = frozenset({"1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"})
-TEMPLATE_FIELDS = frozenset({"domain", "username", "mail"})
 _MAX_NESTING = 32  # deeper group nesting than this is a directory bug, not an organisation chart
 _CACHE_LIMIT = 10_000
-_ATTRIBUTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)$")
 _FILTER_SPECIALS = {"\\": r"\5c", "*": r"\2a", "(": r"\28", ")": r"\29", "\0": r"\00"}
 
 
@@ -64,18 +67,13 @@ def format_template(template: str, *, domain: str, username: str, mail: str) -> 
     return template.format(domain=domain, username=username, mail=mail)
 
 
-def template_problems(key: str, template: str) -> list[str]:
-    """What is wrong with a template (unknown fields, attribute access, bad braces), with its key."""
+def normalise_dn(dn: str) -> str:
+    """A comparable form of ``dn``: attribute types and values lower-cased, spacing removed."""
     try:
-        fields = [
-            name for _text, name, _spec, _conv in string.Formatter().parse(template) if name is not None
-        ]
-    except ValueError as exc:
-        return [f"{key}: {exc}"]
-    allowed = ", ".join(f"{{{f}}}" for f in sorted(TEMPLATE_FIELDS))
-    return [
-        f"{key}: unknown field {{{name}}}; use {allowed}" for name in fields if name not in TEMPLATE_FIELDS
-    ]
+        parts = parse_dn(dn, escape=False, strip=True)
+    except LDAPInvalidDnError:
+        return dn.strip().lower()
+    return ",".join(f"{attr.lower()}={value.lower()}" for attr, value, _sep in parts)
 
 
 def render_guid(raw: bytes) -> str:
@@ -93,25 +91,43 @@ def render_guid(raw: bytes) -> str:
         return text
 
 
-class LdapDirectory:
-    """Resolves organisers in LDAP / AD (:class:`xesync.directory.Directory`).
+class LdapSession(Protocol):
+    """Owns the connection an :class:`LdapResolver` searches on."""
 
-    :param cfg: the ``[ldap]`` section.
+    def call(self, operation: Callable[[ldap3.Connection], T]) -> T:
+        """Run ``operation`` on a bound connection (opening one if need be) and return its result.
+
+        :raises xesync.errors.XesyncError: ldap3's errors, translated (see
+            :meth:`xesync.adapters.ldap_connection.LdapConnector.call`).
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection; a later :meth:`call` opens a new one."""
+        ...
+
+
+class LdapResolver:
+    """Resolves organisers (:class:`xesync.directory.Directory`) by searching through a session.
+
+    :param cfg: the ``[ldap]`` section (its connection keys are the session's business).
+    :param session: where the searches run.
     :param clock: monotonic seconds, for the cache (tests pass their own).
     :param logger: a structlog logger (default: this module's).
-    :raises ConfigError: a template, the filter, the URL or the CA file is unusable.
     """
 
     def __init__(
-        self, cfg: LdapConfig, *, clock: Callable[[], float] = time.monotonic, logger: Any = None
+        self,
+        cfg: LdapConfig,
+        session: LdapSession,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        logger: Any = None,
     ) -> None:
         self.cfg = cfg
-        endpoint = parse_endpoint(cfg.url)
-        # Before the connector: ldap3 itself refuses a missing CA file, without naming the key.
-        _check_config(cfg)
         self._clock = clock
         self._log = logger if logger is not None else structlog.get_logger(__name__)
-        self._connector = LdapConnector(cfg, endpoint, self._log)
+        self._session = session
         self._pmp = {normalise_dn(g): g for g in cfg.pmp_groups}
         self._membership: GroupMembership | None = (
             None if cfg.group_membership is GroupMembership.AUTO else cfg.group_membership
@@ -135,7 +151,7 @@ class LdapDirectory:
             # assertion value at NUL (OpenLDAP matches "alice@x\0" to alice@x): never ask.
             searchable = wanted and not any(ord(c) < 32 or ord(c) == 127 for c in wanted)  # noqa: PLR2004
             result: Person | NotInDirectory = (
-                self._connector.call(lambda conn: self._lookup(conn, wanted))
+                self._session.call(lambda conn: self._lookup(conn, wanted))
                 if searchable
                 else NotInDirectory(wanted)
             )
@@ -159,25 +175,13 @@ class LdapDirectory:
     def close(self) -> None:
         """Unbind; a later :meth:`resolve` connects again."""
         with self._lock:
-            self._connector.close()
+            self._session.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ---------------------------------------------------------------------------------- connection
-
-    @property
-    def _conn(self) -> ldap3.Connection | None:
-        # The connector's open connection, kept under its old name: tests look at it, or put a
-        # stand-in (an AD-like mock) in its place.
-        return self._connector.conn
-
-    @_conn.setter
-    def _conn(self, conn: ldap3.Connection | None) -> None:
-        self._connector.conn = conn
 
     # ---------------------------------------------------------------------------------- cache
 
@@ -258,7 +262,9 @@ class LdapDirectory:
             last_name=_first(attrs, "sn"),
             email=email,
             addresses=frozenset(a.lower() for a in [*mails, *(p[5:] for p in proxies)]),
-            jid=format_template(cfg.jid_template, domain=cfg.tms_domain, username=username, mail=email),
+            jid=None
+            if cfg.jid_template is None
+            else format_template(cfg.jid_template, domain=cfg.tms_domain, username=username, mail=email),
             guid=render_guid(guid_raw[0]) if guid_raw else None,
             pmp=group is not None,
             pmp_group=group,
@@ -347,41 +353,32 @@ class LdapDirectory:
         return mode
 
 
+class LdapDirectory(LdapResolver):
+    """The production directory: the resolver over an LDAP / AD server (``ldaps://`` or ``ldap://``).
+
+    :param cfg: the ``[ldap]`` section.
+    :param clock: monotonic seconds, for the cache (tests pass their own).
+    :param logger: a structlog logger (default: this module's).
+    :raises ConfigError: the section breaks a rule of :func:`xesync.config.ldap_section.ldap_problems`
+        (a configuration built by :func:`xesync.config.load` never does), or the CA file is missing.
+    """
+
+    def __init__(
+        self, cfg: LdapConfig, *, clock: Callable[[], float] = time.monotonic, logger: Any = None
+    ) -> None:
+        problems = [f"ldap.{key}: {text}" for key, text in ldap_problems(cfg)]
+        # Before the connector: ldap3 itself refuses a missing CA file, without naming the key.
+        ca_problem = ca_file_problem(cfg.tls.ca_file)
+        if ca_problem:
+            problems.append(f"ldap.ca_file: {ca_problem}")
+        if problems:
+            raise ConfigError(problems)
+        log = logger if logger is not None else structlog.get_logger(__name__)
+        self._connector = LdapConnector(cfg, parse_endpoint(cfg.url), log)
+        super().__init__(cfg, self._connector, clock=clock, logger=log)
+
+
 # ---------------------------------------------------------------------------------- helpers
-
-
-def _check_config(cfg: LdapConfig) -> None:
-    problems = template_problems("ldap.tms_username_format", cfg.tms_username_format)
-    problems += template_problems("ldap.jid_template", cfg.jid_template)
-    try:
-        if not cfg.user_filter.startswith("("):
-            raise lx.LDAPInvalidFilterError("a filter starts with '('")
-        parse_filter(
-            cfg.user_filter, None, auto_escape=False, auto_encode=False, validator=None, check_names=False
-        )
-    except lx.LDAPException as exc:
-        problems.append(f"ldap.user_filter: not an LDAP filter ({exc})")
-    for index, group in enumerate(cfg.pmp_groups):
-        try:
-            safe_dn(group)
-        except lx.LDAPInvalidDnError:
-            problems.append(f"ldap.pmp_groups[{index}]: not a DN: {group!r}")
-    if not cfg.pmp_groups:
-        problems.append("ldap.pmp_groups: name at least one PMP+ group")
-    if cfg.tls.ca_file is not None and not cfg.tls.ca_file.is_file():
-        problems.append(f"ldap.ca_file: no such file: {cfg.tls.ca_file}")
-    if not cfg.mail_attributes:
-        problems.append("ldap.mail_attributes: name at least one attribute")
-    named = [(f"ldap.mail_attributes[{i}]", a) for i, a in enumerate(cfg.mail_attributes)]
-    named += [
-        ("ldap.username_attribute", cfg.username_attribute),
-        ("ldap.guid_attribute", cfg.guid_attribute),
-    ]
-    problems += [
-        f"{key}: not an attribute name: {name!r}" for key, name in named if not _ATTRIBUTE.match(name)
-    ]
-    if problems:
-        raise ConfigError(problems)
 
 
 def _mail_value(attribute: str, escaped: str) -> str:

@@ -1,13 +1,11 @@
 """The directory adapter's connection: open, bind, reopen, and turn ldap3's errors into ours.
 
-:class:`~xesync.adapters.ldap.LdapDirectory` resolves; this module connects. One of three kinds of
+:class:`~xesync.adapters.ldap.LdapDirectory` resolves; this module connects. One of two kinds of
 connection, chosen by ``ldap.url``:
 
 - ``ldaps://host[:636]``: TLS from the first byte;
 - ``ldap://host[:389]``: StartTLS when ``ldap.start_tls`` is true, else plain (warned about unless
-  the host is a loopback address);
-- ``ldif:///abs/path.ldif``: the same searches on ldap3's ``MOCK_SYNC`` strategy, loaded from that
-  LDIF by :func:`xesync.ldif.mock_connection_from_ldif` (the demo, without slapd).
+  the host is a loopback address).
 
 TLS is verified by default (``ldap.verify_tls``), against ``ldap.ca_file`` or the system's CAs, with
 OpenSSL's own host name check. The connection is opened lazily, reused, and re-opened **once** when
@@ -18,6 +16,7 @@ ldap3's errors are translated here, once (STYLE.md §4): into
 :class:`~xesync.errors.LdapUnavailableError` (unreachable or busy; retry later),
 :class:`~xesync.errors.LdapTlsError` (the certificate did not verify) or
 :class:`~xesync.errors.LdapLookupError` (bind refused, no such entry, no access, StartTLS refused).
+:func:`ldap_error` is that table, for any session that runs the resolver's searches.
 """
 
 from __future__ import annotations
@@ -30,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 import ldap3
 from ldap3.core import exceptions as lx
 
 from xesync import events
 from xesync.config import LdapConfig
+from xesync.config.ldap_section import ldap_endpoint
 from xesync.errors import (
     ConfigError,
     LdapLookupError,
@@ -44,9 +43,8 @@ from xesync.errors import (
     LdapUnavailableError,
     XesyncError,
 )
-from xesync.ldif import mock_connection_from_ldif
 
-__all__ = ["Endpoint", "LdapConnector", "VerifyingTls", "parse_endpoint", "unbind"]
+__all__ = ["Endpoint", "LdapConnector", "VerifyingTls", "ldap_error", "parse_endpoint", "unbind"]
 
 T = TypeVar("T")
 
@@ -63,12 +61,11 @@ _BUSY = (
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """Where ``ldap.url`` points: a server (``ldap``, ``ldaps``) or an LDIF file (``ldif``)."""
+    """Where ``ldap.url`` points."""
 
-    scheme: str  # ldap | ldaps | ldif
+    scheme: str  # ldap | ldaps
     host: str
     port: int
-    path: Path | None
 
     @property
     def loopback(self) -> bool:
@@ -82,26 +79,15 @@ class Endpoint:
 
 
 def parse_endpoint(url: str) -> Endpoint:
-    """Parse ``ldap.url``.
+    """Parse ``ldap.url`` (the rule is :func:`xesync.config.ldap_section.ldap_endpoint`).
 
-    :raises ConfigError: not an ``ldap://``, ``ldaps://`` or ``ldif:///abs/path.ldif`` URL.
+    :raises ConfigError: not an ``ldap://host[:port]`` or ``ldaps://host[:port]`` URL.
     """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "ldif":
-        path = Path(unquote(parts.path))
-        if parts.netloc or not path.is_absolute():
-            raise ConfigError(["ldap.url: an ldif URL needs an absolute path: ldif:///abs/path.ldif"])
-        return Endpoint(scheme, "", 0, path)
-    if scheme not in {"ldap", "ldaps"} or not parts.hostname:
-        raise ConfigError(
-            ["ldap.url: must be ldap://host[:port], ldaps://host[:port] or ldif:///abs/path.ldif"]
-        )
     try:
-        port = parts.port or (636 if scheme == "ldaps" else 389)
-    except ValueError:
-        raise ConfigError(["ldap.url: the port must be a number"]) from None
-    return Endpoint(scheme, parts.hostname, port, None)
+        scheme, host, port = ldap_endpoint(url)
+    except ValueError as exc:
+        raise ConfigError([f"ldap.url: {exc}"]) from None
+    return Endpoint(scheme, host, port)
 
 
 class VerifyingTls(ldap3.Tls):  # type: ignore[misc]  # ldap3 ships no type hints
@@ -176,34 +162,30 @@ class LdapConnector:
             self._tls.failure = None
         conn: ldap3.Connection | None = None
         try:
-            if ep.path is not None:
-                conn = mock_connection_from_ldif(ep.path, cfg.bind_dn, cfg.password.reveal())
-                tls = "mock"
-            else:
-                # ldap3 sets SO_RCVTIMEO from whole seconds.
-                seconds = max(math.ceil(cfg.timeout.total_seconds()), 1)
-                server = ldap3.Server(
-                    ep.host,
-                    port=ep.port,
-                    use_ssl=ep.scheme == "ldaps",
-                    tls=self._tls,
-                    get_info=ldap3.NONE,
-                    connect_timeout=seconds,
-                )
-                conn = ldap3.Connection(
-                    server,
-                    user=cfg.bind_dn,
-                    password=cfg.password.reveal(),
-                    receive_timeout=seconds,
-                    raise_exceptions=True,
-                    read_only=True,
-                    auto_referrals=False,
-                )
-                conn.open()
-                if ep.scheme == "ldap" and cfg.start_tls:
-                    conn.start_tls()
-                conn.bind()
-                tls = "ldaps" if ep.scheme == "ldaps" else "starttls" if cfg.start_tls else "none"
+            # ldap3 sets SO_RCVTIMEO from whole seconds.
+            seconds = max(math.ceil(cfg.timeout.total_seconds()), 1)
+            server = ldap3.Server(
+                ep.host,
+                port=ep.port,
+                use_ssl=ep.scheme == "ldaps",
+                tls=self._tls,
+                get_info=ldap3.NONE,
+                connect_timeout=seconds,
+            )
+            conn = ldap3.Connection(
+                server,
+                user=cfg.bind_dn,
+                password=cfg.password.reveal(),
+                receive_timeout=seconds,
+                raise_exceptions=True,
+                read_only=True,
+                auto_referrals=False,
+            )
+            conn.open()
+            if ep.scheme == "ldap" and cfg.start_tls:
+                conn.start_tls()
+            conn.bind()
+            tls = "ldaps" if ep.scheme == "ldaps" else "starttls" if cfg.start_tls else "none"
         except (lx.LDAPException, OSError) as exc:
             if conn is not None:
                 unbind(conn)
@@ -247,31 +229,44 @@ class LdapConnector:
         except lx.LDAPException as exc:
             raise self.translate(exc, self.cfg.base_dn) from None
 
-    def translate(self, exc: BaseException, dn: str) -> XesyncError:  # noqa: PLR0911 - a table
-        """Log a failed request and return the error of ours it amounts to, naming what to change.
+    def translate(self, exc: BaseException, dn: str) -> XesyncError:
+        """Log a failed request and return the error of ours it amounts to (see :func:`ldap_error`)."""
+        self._log.warning(events.LDAP_REQUEST_FAILED, url=self.cfg.url, error=type(exc).__name__, retry=False)
+        failure = self._tls.failure if self._tls is not None else None
+        return ldap_error(exc, self.cfg, dn, tls_failure=failure)
 
-        :param exc: what ldap3 (or the socket) raised.
-        :param dn: the entry the request was about, for :class:`~xesync.errors.LdapLookupError`.
-        """
-        url, cfg = self.cfg.url, self.cfg
-        self._log.warning(events.LDAP_REQUEST_FAILED, url=url, error=type(exc).__name__, retry=False)
-        if self._tls is not None and self._tls.failure is not None:
-            return LdapTlsError(url, self._tls.failure)
-        if isinstance(exc, lx.LDAPInvalidCredentialsResult):
-            return LdapLookupError(cfg.bind_dn, "invalid credentials; check ldap.bind_dn and ldap.password")
-        if isinstance(exc, lx.LDAPNoSuchObjectResult):
-            return LdapLookupError(dn, "no such entry; check ldap.base_dn")
-        if isinstance(exc, lx.LDAPInsufficientAccessRightsResult):
-            return LdapLookupError(dn, f"{cfg.bind_dn} may not read it; grant it read access")
-        if isinstance(exc, lx.LDAPStartTLSError):
-            return LdapLookupError(dn, f"StartTLS failed ({exc}); enable TLS on the server or use ldaps://")
-        if isinstance(exc, _BUSY):
-            return LdapUnavailableError(url, str(exc.description))
-        if isinstance(exc, (*_DROPPED, OSError)):
-            return LdapUnavailableError(url, _reason(exc))
-        if isinstance(exc, lx.LDAPOperationResult):
-            return LdapLookupError(dn, f"{exc.description}: {exc.message}".rstrip(": "))
-        return LdapLookupError(dn, f"{type(exc).__name__}: {exc}")
+
+def ldap_error(  # noqa: PLR0911 - a table
+    exc: BaseException, cfg: LdapConfig, dn: str, *, tls_failure: str | None = None
+) -> XesyncError:
+    """The error of ours an ldap3 (or socket) error amounts to, naming what to change.
+
+    Transient (:class:`~xesync.errors.LdapUnavailableError`): the server is unreachable, dropped
+    the connection, is busy or unavailable, or ran out of time. Everything else is permanent.
+
+    :param exc: what ldap3 (or the socket) raised.
+    :param cfg: the ``[ldap]`` section, for the keys named in the advice.
+    :param dn: the entry the request was about, for :class:`~xesync.errors.LdapLookupError`.
+    :param tls_failure: why the certificate did not verify, if that is what happened.
+    """
+    url = cfg.url
+    if tls_failure is not None:
+        return LdapTlsError(url, tls_failure)
+    if isinstance(exc, lx.LDAPInvalidCredentialsResult):
+        return LdapLookupError(cfg.bind_dn, "invalid credentials; check ldap.bind_dn and ldap.password")
+    if isinstance(exc, lx.LDAPNoSuchObjectResult):
+        return LdapLookupError(dn, "no such entry; check ldap.base_dn")
+    if isinstance(exc, lx.LDAPInsufficientAccessRightsResult):
+        return LdapLookupError(dn, f"{cfg.bind_dn} may not read it; grant it read access")
+    if isinstance(exc, lx.LDAPStartTLSError):
+        return LdapLookupError(dn, f"StartTLS failed ({exc}); enable TLS on the server or use ldaps://")
+    if isinstance(exc, _BUSY):
+        return LdapUnavailableError(url, str(exc.description))
+    if isinstance(exc, (*_DROPPED, OSError)):
+        return LdapUnavailableError(url, _reason(exc))
+    if isinstance(exc, lx.LDAPOperationResult):
+        return LdapLookupError(dn, f"{exc.description}: {exc.message}".rstrip(": "))
+    return LdapLookupError(dn, f"{type(exc).__name__}: {exc}")
 
 
 def _reason(exc: BaseException) -> str:

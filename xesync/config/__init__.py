@@ -34,11 +34,12 @@ from xesync.config.model import (
 )
 from xesync.config.reader import as_duration
 from xesync.config.sections import DEFAULT_PATH, ENV_VAR, load, parse, resolve_path
-from xesync.config.show import effective
+from xesync.config.show import NOT_YET_IN_EFFECT, effective, not_yet_in_effect
 
 __all__ = [
     "DEFAULT_PATH",
     "ENV_VAR",
+    "NOT_YET_IN_EFFECT",
     "AuthType",
     "BookingMode",
     "CmsConfig",
@@ -58,6 +59,7 @@ __all__ = [
     "as_duration",
     "effective",
     "load",
+    "not_yet_in_effect",
     "parse",
     "registered_secrets",
     "resolve_path",

@@ -183,7 +183,8 @@ class LdapConfig:
     username_attribute: str = "sAMAccountName"
     tms_username_format: str = "{domain}\\{username}"
     tms_domain: str = ""
-    jid_template: str = "{username}@example.com"
+    # No default: a guessed domain would make every licence check compare the wrong JID.
+    jid_template: str | None = None
     guid_attribute: str = "objectGUID"
     group_membership: GroupMembership = GroupMembership.AUTO
     cache_ttl: timedelta = timedelta(minutes=15)

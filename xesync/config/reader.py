@@ -1,4 +1,8 @@
-"""Reading one TOML table: typed getters that collect problems with key paths and flag unknown keys."""
+"""Reading one TOML table: typed getters that collect problems with key paths and flag unknown keys.
+
+A key that is present is used as written or refused with a problem; only an absent key takes the
+default. ``0``, ``"0s"``, ``[]`` and ``""`` are values, never a reason to fall back.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from xesync.config.model import Secret
+from xesync.config.model import Secret, TlsConfig
 
 T = TypeVar("T")
 
@@ -70,11 +74,20 @@ class Reader:
             self.problem(name, str(exc))
             return default
 
+    def optional(self, name: str, check: Callable[[Any], T], default: T) -> T:
+        """The checked value if present (whatever it is), else ``default``; a bad value is a problem."""
+        value = self.get(name, check, default, required=False)
+        return default if value is None else value
+
     def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         return self.get(name, check_str, default, required)
 
+    def string(self, name: str, default: str) -> str:
+        """A non-empty string: an empty one is refused, not replaced by ``default``."""
+        return self.optional(name, check_nonempty, default)
+
     def req_str(self, name: str) -> str:
-        return self.text(name, required=True) or ""
+        return self.get(name, check_nonempty, None, required=True) or ""
 
     def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         def check(v: Any) -> int:
@@ -84,7 +97,7 @@ class Reader:
                 raise ValueError(f"must be at least {minimum}")
             return v
 
-        return self.get(name, check, default, required=False) or default
+        return self.optional(name, check, default)
 
     def flag(self, name: str, default: bool) -> bool:
         def check(v: Any) -> bool:
@@ -95,8 +108,16 @@ class Reader:
         value = self.get(name, check, default, required=False)
         return default if value is None else value
 
-    def duration(self, name: str, default: timedelta) -> timedelta:
-        return self.get(name, as_duration, default, required=False) or default
+    def duration(self, name: str, default: timedelta, *, positive: bool = True) -> timedelta:
+        """A duration; ``positive=False`` lets ``0`` through where it means "off" (e.g. no cache)."""
+
+        def check(v: Any) -> timedelta:
+            value = as_duration(v)
+            if positive and not value:
+                raise ValueError("must be longer than 0s")
+            return value
+
+        return self.optional(name, check, default)
 
     def enum(self, name: str, kind: type[T], default: T) -> T:
         def check(v: Any) -> T:
@@ -106,7 +127,7 @@ class Reader:
                 choices = ", ".join(repr(m.value) for m in kind)  # type: ignore[attr-defined]
                 raise ValueError(f"must be one of {choices}") from None
 
-        return self.get(name, check, default, required=False) or default
+        return self.optional(name, check, default)
 
     def str_list(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         def check(v: Any) -> tuple[str, ...]:
@@ -114,11 +135,19 @@ class Reader:
                 raise ValueError("must be a list of non-empty strings")
             return tuple(v)
 
-        return self.get(name, check, default, required=False) or default
+        return self.optional(name, check, default)
 
-    def path_(self, name: str, default: Path | None = None) -> Path | None:
-        value = self.text(name)
-        return Path(value) if value else default
+    def path_(
+        self, name: str, default: Path | None = None, *, relative_to_config: bool = False
+    ) -> Path | None:
+        """A path; with ``relative_to_config`` a relative one is taken from the config file's directory."""
+        value = self.get(name, check_nonempty, None, required=False)
+        if value is None:
+            return default
+        path = Path(value)
+        if relative_to_config and not path.is_absolute() and self.base is not None:
+            path = self.base / path
+        return path
 
     def table_(self, name: str) -> Mapping[str, Any] | None:
         self.seen.add(name)
@@ -163,10 +192,34 @@ class Reader:
             self.problem(name, "unknown key")
 
 
+def ca_file_problem(ca_file: Path | None) -> str | None:
+    """Why a ``ca_file`` is unusable, or ``None`` (ldap3 and requests would not name the key)."""
+    if ca_file is not None and not ca_file.is_file():
+        return f"no such file: {ca_file}"
+    return None
+
+
+def read_tls(r: Reader) -> TlsConfig:
+    """``verify_tls`` and ``ca_file`` of a section; a relative ``ca_file`` is relative to the config file."""
+    tls = TlsConfig(
+        verify=r.flag("verify_tls", default=True), ca_file=r.path_("ca_file", relative_to_config=True)
+    )
+    problem = ca_file_problem(tls.ca_file)
+    if problem:
+        r.problem("ca_file", problem)
+    return tls
+
+
 def check_str(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError("must be a string")
     return v
+
+
+def check_nonempty(v: Any) -> str:
+    if not check_str(v).strip():
+        raise ValueError("must not be empty")
+    return str(v)
 
 
 def _load_secret(kind: str, raw: str, env: Mapping[str, str], base: Path | None) -> Secret:

@@ -10,6 +10,31 @@ from typing import Any
 
 from xesync.config.model import Config, Secret, SyncConfig
 
+NOT_YET_IN_EFFECT: tuple[str, ...] = (
+    # Keys that validate but that no code reads yet. The change that makes one take effect deletes
+    # its line here; tests/unit/test_config.py follows this tuple.
+    "metrics.enabled",
+    "metrics.host",
+    "metrics.port",
+    "sync.full_reconcile_at",
+    "sync.interval",
+    "sync.dry_run",
+    "sync.notify_organiser",
+    "sync.templates_dir",
+    "sync.max_duration",
+    "sync.private_meetings",
+    "sync.private_title",
+    "sync.series_beyond_limits",
+    "sync.mass_cancel_max_share",
+    "tms.auth_type",
+)
+"""Dotted key paths that ``check-config`` reports as accepted but not yet in effect."""
+
+
+def not_yet_in_effect() -> list[str]:
+    """The keys of :data:`NOT_YET_IN_EFFECT`, sorted, for ``check-config``'s report."""
+    return sorted(NOT_YET_IN_EFFECT)
+
 
 # --------------------------------------------------------------------------------------------------
 def effective(config: Config) -> dict[str, Any]:

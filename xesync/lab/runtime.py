@@ -20,6 +20,7 @@ from typing import Any, Self
 import structlog
 
 from xesync import events
+from xesync.directory import Directory
 from xesync.lab.base import ControlError, Simulator
 from xesync.lab.clock import LabClock, Ticker
 from xesync.lab.faults import FaultBook, RequestCounter, parse_fault
@@ -174,6 +175,27 @@ class Lab:
         if self._control is None:
             raise RuntimeError("the lab is not running")
         return f"{self._control.base_url}/lab"
+
+    def directory_port(self, **overrides: Any) -> Directory:
+        """xesync's :class:`~xesync.directory.Directory` over the running lab's directory; close it after use.
+
+        On slapd this is the production :class:`~xesync.adapters.ldap.LdapDirectory`; without slapd
+        it is :class:`~xesync.lab.ldif_directory.LdifDirectory`, the same resolver on the fixture's
+        LDIF. ``overrides`` replace keys of :func:`~xesync.lab.ldif_directory.lab_ldap_config`.
+
+        :raises RuntimeError: the lab serves no directory (``directory=False``, or ``serve = "off"``).
+        """
+        from xesync.lab.ldif_directory import LdifDirectory, lab_ldap_config  # noqa: PLC0415 - ldap3
+
+        spec = self.fixture.directory
+        if self.directory is None or spec is None:
+            raise RuntimeError("the lab serves no directory (started with directory=False, or serve = 'off')")
+        cfg = lab_ldap_config(self.directory, self.fixture, **overrides)
+        if self.directory_kind == "slapd":
+            from xesync.adapters.ldap import LdapDirectory  # noqa: PLC0415
+
+            return LdapDirectory(cfg)
+        return LdifDirectory(spec.ldif, cfg)
 
     def describe(self) -> dict[str, Any]:
         """The one JSON line of ``xesync lab serve`` (lab-contract.md)."""

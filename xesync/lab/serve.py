@@ -12,12 +12,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from xesync import logs
+import structlog
+
+from xesync import events, logs
 from xesync.config import LoggingConfig
 from xesync.errors import UserError
 from xesync.lab.fixture import FixtureError, LabFixture, load_fixture
 from xesync.lab.http import NotLoopbackError
 from xesync.lab.runtime import Lab
+
+log = structlog.get_logger(__name__)
 
 
 class LabUsageError(UserError):
@@ -63,10 +67,29 @@ def serve(
                 auth_type=auth_type,
             )
             description["config"] = str(write_config)
+            reason = config_omits_ldap(description.get("ldap"))
+            if reason is not None:
+                description["config_omitted"] = {"ldap": reason}
+                log.warning(events.LAB_CONFIG_SECTION_OMITTED, section="ldap", reason=reason)
         sys.stdout.write(json.dumps(description) + "\n")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass
+
+
+def config_omits_ldap(ldap: dict[str, Any] | None) -> str | None:
+    """Why the written config has no ``[ldap]`` although the lab serves a directory, or ``None``.
+
+    Without slapd the directory lives in this process on ldap3's mock: nothing listens on an LDAP
+    port, and the production configuration accepts only ``ldap://`` and ``ldaps://``. In-process
+    users get the same directory from :meth:`xesync.lab.Lab.directory_port`.
+    """
+    if ldap is None or ldap.get("kind") != "mock":
+        return None
+    return (
+        "the lab directory runs in-process on ldap3's mock (slapd is not installed, or the fixture "
+        "says serve = 'mock'), so xesync cannot reach it over LDAP; install slapd for an [ldap] section"
+    )
 
 
 def _write_secret(path: Path, value: str) -> None:
@@ -151,7 +174,7 @@ def write_lab_config(
             "",
         ]
     ldap = description.get("ldap")
-    if ldap:
+    if ldap and config_omits_ldap(ldap) is None:
         lines += [
             "[ldap]",
             f"url = {_toml_str(ldap['url'])}",

@@ -40,7 +40,7 @@ from ldap3.core.exceptions import LDAPException
 
 from xesync import events
 from xesync.lab.http import check_loopback
-from xesync.ldif import OPERATIONAL, LdifEntry, normalise_dn, read_ldif
+from xesync.lab.ldif import OPERATIONAL, LdifEntry, normalise_dn, read_ldif
 
 log = structlog.get_logger(__name__)
 

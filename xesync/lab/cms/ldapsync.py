@@ -151,9 +151,9 @@ def connect(server: Mapping[str, str]) -> Any:
 
 
 def _mock_connection(ldif: Path, server: Mapping[str, str]) -> Any:
-    # The LDIF reader and mock-connection builder belong to xesync.ldif (shared with xesync's own
+    # The LDIF reader and mock-connection builder belong to xesync.lab.ldif (shared with xesync's own
     # directory tests), so both sides read the lab directory the same way.
-    from xesync.ldif import LdifError, mock_connection_from_ldif  # noqa: PLC0415
+    from xesync.lab.ldif import LdifError, mock_connection_from_ldif  # noqa: PLC0415
 
     try:
         return mock_connection_from_ldif(ldif, server.get("username") or None, server.get("password") or None)

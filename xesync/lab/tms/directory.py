@@ -89,7 +89,7 @@ def _connect(link: DirectoryLink) -> Any:
     import ldap3  # noqa: PLC0415
 
     if link.url.lower().startswith("ldif://"):
-        from xesync.ldif import mock_connection_from_ldif  # noqa: PLC0415
+        from xesync.lab.ldif import mock_connection_from_ldif  # noqa: PLC0415
 
         return mock_connection_from_ldif(Path(unquote(urlsplit(link.url).path)), link.bind_dn, link.password)
     server = ldap3.Server(link.url, get_info=ldap3.NONE, connect_timeout=5)

@@ -1,8 +1,9 @@
 """A small, strict LDIF reader (RFC 2849 content records) and an ldap3 mock directory built from it.
 
-ldap3 has no LDIF reader, and the lab and the tests need one in two places: ``xesync.lab.slapd``
-loads an LDIF into a real ``slapd`` over the wire, and ``ldif:///abs/path.ldif`` directory URLs run
-xesync's resolver (and the CMS simulator's LDAP sync) on ldap3's ``MOCK_SYNC`` strategy instead.
+ldap3 has no LDIF reader, and the lab needs one in two places: :mod:`xesync.lab.slapd` loads an LDIF
+into a real ``slapd`` over the wire, and without slapd the lab serves the same LDIF on ldap3's
+``MOCK_SYNC`` strategy (:mod:`xesync.lab.ldif_directory` for xesync's resolver, the CMS and TMS
+simulators' LDAP links for theirs). The production configuration knows nothing of this.
 
 Supported: ``version: 1``, comments, continuation lines (a line starting with one space), base64
 values (``attr:: …``) and attribute options (``userCertificate;binary``). Refused, with the line
@@ -28,7 +29,20 @@ from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPInvalidCredentialsResult, LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn, safe_dn
+from ldap3.utils.dn import safe_dn
+
+from xesync.adapters.ldap import normalise_dn
+
+__all__ = [
+    "OPERATIONAL",
+    "LdifEntry",
+    "LdifError",
+    "mock_connection_from_ldif",
+    "normalise_dn",
+    "parse_ldif",
+    "read_ldif",
+    "with_computed_attributes",
+]
 
 _ATTRIBUTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|\d+(?:\.\d+)+)(?:;[A-Za-z0-9-]+)*$")
 # A stable namespace for the mock's entryUUIDs: uuid5(namespace, normalised DN).
@@ -82,15 +96,6 @@ class LdifEntry:
             except UnicodeDecodeError:
                 continue
         return out
-
-
-def normalise_dn(dn: str) -> str:
-    """A comparable form of ``dn``: attribute types and values lower-cased, spacing removed."""
-    try:
-        parts = parse_dn(dn, escape=False, strip=True)
-    except LDAPInvalidDnError:
-        return dn.strip().lower()
-    return ",".join(f"{attr.lower()}={value.lower()}" for attr, value, _sep in parts)
 
 
 def read_ldif(path: Path) -> list[LdifEntry]:
