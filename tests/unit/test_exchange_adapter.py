@@ -25,8 +25,9 @@ from exchangelib.errors import (
 )
 from exchangelib.protocol import CachingProtocol, Protocol
 
-from xesync.adapters.exchange import BoundedFaultTolerance, ExchangeCalendarSource, apply_tls
+from xesync.adapters.exchange import ExchangeCalendarSource
 from xesync.adapters.exchange_errors import translate
+from xesync.adapters.exchange_session import BoundedFaultTolerance, apply_tls
 from xesync.config.model import AuthType, ExchangeConfig, RoomConfig, Secret, TlsConfig
 from xesync.errors import ConfigError, ExchangeAccessError, ExchangeItemError, ServiceUnavailableError
 

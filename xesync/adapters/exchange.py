@@ -1,25 +1,18 @@
 """``ExchangeCalendarSource``: room calendars over EWS with exchangelib 5.6 (ports.CalendarSource).
 
-Decisions, each with its reason:
+Decisions, each with its reason (connection set-up: :mod:`xesync.adapters.exchange_session`):
 
-- **Explicit endpoint, build and auth type; never autodiscover** (ews.md §1.2, §4 trap 12). With
-  ``exchange.version`` unset, exchangelib probes the build once per protocol (one ``ConvertId``).
-- **One protocol per adapter, one Account per room.** exchangelib caches protocols by (endpoint,
-  credentials) and the first configuration wins (§4 trap 32), so the adapter evicts a cached one
-  when it creates its own and pins it on every Account; ``close()`` removes it again. Accounts are
-  made lazily under a lock, so the engine may run different rooms in parallel threads; one room's
-  passes are serialised by a per-room lock (the folder object holds the sync state).
-- **Retry policy.** ``FaultTolerance(max_wait)`` honours the server's back-off but only gives up when
-  one back-off exceeds ``max_wait``: a 503 with ``Retry-After: 1`` would be retried forever. The
-  subclass here also caps the *sum* of the waits within one adapter call. Dropped connections are
-  raised at once with one pooled session (trap 8), so reads are tried once more; writes never are.
+- **One Account per room**, made lazily under a lock and pinned to the adapter's own protocol, so the
+  engine may run different rooms in parallel threads (up to ``exchange.max_connections`` sessions);
+  one room's passes are serialised by a per-room lock (the folder object holds the sync state).
 - **Cost** (issue 10). ``SyncFolderItems`` cannot return bodies or attendees (MS SyncFolderItems
   Remarks), so a pass is ``SyncFolderItems`` (ids only) + ``GetItem`` (chunks of 100) for what
   changed; an idle pass is the single ``SyncFolderItems``. Series are expanded by one calendar view
   per pass (``FindItem`` with ``type`` only, then ``GetItem`` of the instances' UID and times).
-- **TLS.** exchangelib's only hook is the class attribute ``BaseProtocol.HTTP_ADAPTER_CLS``, which
-  would change every protocol in the process. Instead the adapter wraps its own protocol's
-  ``create_session`` and sets ``session.verify`` (a CA file or ``False``) on each new session.
+  The first pass per room also resolves the calendar folder (two ``GetFolder``).
+- **Retries.** Throttling is left to exchangelib's (bounded) FaultTolerance. Dropped connections are
+  raised at once with one pooled session (ews.md §4 trap 8), so reads are tried once more; writes
+  never are: the next pass sees whether they landed.
 - Errors are translated once, in :mod:`xesync.adapters.exchange_errors`.
 """
 
@@ -28,40 +21,24 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 from exchangelib import (
-    BASIC,
     DELEGATE,
     IMPERSONATION,
-    NTLM,
-    OAUTH2,
     UTC,
     Account,
     Body,
-    Build,
     CalendarItem,
-    Configuration,
-    Credentials,
     EWSDateTime,
-    FaultTolerance,
     HTMLBody,
     Mailbox,
     Message,
-    OAuth2Credentials,
-    Version,
 )
-from exchangelib.errors import (
-    ErrorInvalidSyncStateData,
-    ErrorItemNotFound,
-    ErrorTimeoutExpired,
-    RateLimitError,
-)
+from exchangelib.errors import ErrorInvalidSyncStateData, ErrorItemNotFound, ErrorTimeoutExpired
 from exchangelib.items import SEND_ONLY
-from exchangelib.protocol import Protocol
 
 from xesync import events
 from xesync.adapters.exchange_errors import ews_errors
@@ -73,7 +50,13 @@ from xesync.adapters.exchange_items import (
     to_occurrences,
     to_room_item,
 )
-from xesync.config.model import AuthType, ExchangeConfig, RoomConfig, TlsConfig
+from xesync.adapters.exchange_session import (
+    BoundedFaultTolerance,
+    build_configuration,
+    own_protocol,
+    release_protocol,
+)
+from xesync.config.model import ExchangeConfig, RoomConfig
 from xesync.errors import ConfigError, ServiceUnavailableError
 from xesync.meetings import ItemRef, Mail, RoomChanges, RoomItem
 
@@ -84,76 +67,6 @@ SYNC_BATCH = 512
 # GetItem ids per request (ews.md §1.13).
 FETCH_CHUNK = 100
 READ_ATTEMPTS = 2
-
-
-class BoundedFaultTolerance(FaultTolerance):  # type: ignore[misc] # exchangelib is untyped
-    """``FaultTolerance`` whose back-offs within one adapter call add up to at most ``max_wait``.
-
-    exchangelib shares one policy object between every thread that uses the protocol; the sum is
-    kept per thread and reset by :meth:`start_call` at the start of each adapter call.
-    """
-
-    def __init__(self, max_wait: float) -> None:
-        super().__init__(max_wait=max_wait)
-        self._spent = threading.local()
-
-    def start_call(self) -> None:
-        """Start a new budget for the calling thread."""
-        self._spent.seconds = 0.0
-
-    def back_off(self, seconds: float | None) -> None:
-        """Wait ``seconds`` before the next request, unless the call's waits would pass ``max_wait``."""
-        wait = self.DEFAULT_BACKOFF if seconds is None else seconds
-        spent = getattr(self._spent, "seconds", 0.0) + wait
-        if spent > self.max_wait:
-            raise RateLimitError("Max timeout reached", wait=wait)
-        self._spent.seconds = spent
-        super().back_off(wait)
-
-
-def _credentials(exchange: ExchangeConfig) -> Any:
-    if exchange.auth_type is AuthType.OAUTH:
-        secret = exchange.oauth_client_secret
-        return OAuth2Credentials(
-            client_id=exchange.oauth_client_id,
-            client_secret=secret.reveal() if secret is not None else None,
-            tenant_id=exchange.oauth_tenant_id,
-        )
-    password = exchange.password.reveal() if exchange.password is not None else ""
-    return Credentials(exchange.username, password)
-
-
-_AUTH_TYPES = {AuthType.BASIC: BASIC, AuthType.NTLM: NTLM, AuthType.OAUTH: OAUTH2}
-
-
-def build_configuration(exchange: ExchangeConfig, policy: FaultTolerance) -> Any:
-    """The exchangelib ``Configuration`` for ``exchange`` (no I/O)."""
-    version = None
-    if exchange.version is not None:
-        version = Version(build=Build(*(int(part) for part in exchange.version.split("."))))
-    return Configuration(
-        service_endpoint=exchange.url,
-        credentials=_credentials(exchange),
-        auth_type=_AUTH_TYPES[exchange.auth_type],
-        version=version,
-        retry_policy=policy,
-        max_connections=exchange.max_connections,
-    )
-
-
-def apply_tls(protocol: Any, tls: TlsConfig) -> None:
-    """Make every session ``protocol`` creates verify TLS as ``tls`` says (see the module docstring)."""
-    verify: bool | str = str(tls.ca_file) if tls.ca_file is not None else tls.verify
-    if verify is True:
-        return  # requests' default: the system store, or REQUESTS_CA_BUNDLE
-    create = protocol.create_session
-
-    def create_session() -> Any:
-        session = create()
-        session.verify = verify
-        return session
-
-    protocol.create_session = create_session
 
 
 class ExchangeCalendarSource:
@@ -199,14 +112,7 @@ class ExchangeCalendarSource:
             account = self._accounts.get(key)
             if account is None:
                 if self._protocol is None:
-                    # Evict a protocol someone else cached for the same endpoint and credentials, so
-                    # that this adapter's retry policy, pool size and TLS settings are the ones used.
-                    with suppress(KeyError):
-                        del Protocol[self._config]
-                    protocol = Protocol(config=self._config)
-                    protocol.TIMEOUT = self._exchange.timeout.total_seconds()  # instance, not class
-                    apply_tls(protocol, self._exchange.tls)
-                    self._protocol = protocol
+                    self._protocol = own_protocol(self._config, self._exchange)
                 account = Account(
                     primary_smtp_address=self._rooms[key].email,
                     config=self._config,
@@ -378,13 +284,8 @@ class ExchangeCalendarSource:
         with self._lock:
             protocol, self._protocol = self._protocol, None
             self._accounts.clear()
-        if protocol is None:
-            return
-        protocol.close()
-        with suppress(KeyError):
-            cached, _ = Protocol[self._config]
-            if cached is protocol:
-                del Protocol[self._config]
+        if protocol is not None:
+            release_protocol(self._config, protocol)
 
 
 def _drain(calendar: Any, sync_state: str | None) -> tuple[list[str], list[str], str]:
