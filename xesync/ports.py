@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from xesync.cms_facts import CmsSpace, CmsUser, LicensingSnapshot, MeetingOnCms
+from xesync.cms_facts import CmsCall, CmsSpace, CmsUser, LicensingSnapshot, MeetingOnCms
 from xesync.meetings import ConferenceRequest, ItemRef, Mail, RoomChanges, RoomItem, SavedConference
 
 
@@ -202,6 +202,13 @@ class CallMonitor(Protocol):
         """The space with its owner (``GET /coSpaces/<id>``), or ``None`` if it is gone.
 
         :raises xesync.errors.ServiceUnavailableError: CMS cannot be asked now.
+        """
+        ...
+
+    def active_call(self, space_id: str) -> CmsCall | None:
+        """The active call in a known space, or ``None`` (``GET /calls?coSpaceFilter=<id>`` on every bridge).
+
+        :raises xesync.errors.ServiceUnavailableError: a Call Bridge cannot be asked now.
         """
         ...
 

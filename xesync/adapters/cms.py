@@ -191,7 +191,7 @@ class CmsCallMonitor:
         for bridge in self._http.bridges:
             for item in self._http.collection(bridge, "/calls", {"coSpaceFilter": space_id}):
                 call_id = item.get("id")
-                # Some CMS releases ignore an unknown filter: the coSpace is compared here too.
+                # Compared here too, so that a bridge ignoring coSpaceFilter cannot hand over another call.
                 if not call_id or text(item, "coSpace") not in (None, space_id):
                     continue
                 detail = self._http.get(bridge, f"/calls/{call_id}", missing="callDoesNotExist")
