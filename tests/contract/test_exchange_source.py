@@ -61,6 +61,7 @@ def test_new_single_meeting_costs_two_requests_then_accept_and_body_two_more(
     changes = exchange_source.changes(ROOM, first.sync_state, window=window(lab_at))
     assert ews_requests(lab_at) == {"SyncFolderItems": 1, "GetItem": 1}
     (item,) = changes.items
+    assert item.attendees == {"bob@lab.example", ROOM}
     ref = exchange_source.set_body(ItemRef(ROOM, item.item_id, item.change_key), "Dial 1234", html=False)
     exchange_source.accept(ref)
     assert ews_requests(lab_at) == {"SyncFolderItems": 1, "GetItem": 1, "UpdateItem": 1, "CreateItem": 1}
