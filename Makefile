@@ -1,5 +1,6 @@
-# Entry points: `make test` (every check) and `make demo` (the main job on the built-in lab).
-# Both set themselves up on a fresh Debian machine: nothing is installed by hand.
+# Entry point: `make test` (every check), which sets itself up on a fresh Debian machine. It installs
+# Debian's slapd and ldap-utils when they are missing, which needs root (or sudo): it says so first.
+# `make lint` runs the static checks alone. (`make demo` arrives with the sync engine.)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +21,11 @@ $(STAMP): pyproject.toml
 system-deps:
 	@if ! command -v slapd >/dev/null && ! test -x /usr/sbin/slapd || ! command -v ldapadd >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  echo "installing slapd and ldap-utils"; \
+	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null; then \
+	    echo "make test needs slapd and ldap-utils; installing them needs root: run 'apt-get install slapd ldap-utils' as root, or make test as root" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "slapd and ldap-utils are missing; installing them with apt-get needs root$${SUDO:+ (using sudo: it may ask for your password)}"; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends slapd ldap-utils >/dev/null; \
 	fi

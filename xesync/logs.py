@@ -97,12 +97,13 @@ def configure(
     """Configure structlog and the standard library's root logger.
 
     :param config: the ``[logging]`` section (defaults when ``None``).
-    :param stream: where lines go; stdout by default (``xesync lab serve`` passes stderr).
+    :param stream: where lines go; stderr by default, so that stdout carries only a command's output
+        (``check-config``'s JSON, ``lab serve``'s line). deploy/README.md says the same.
     :param verbose: force DEBUG for our own loggers.
     """
     global _extra_keys  # noqa: PLW0603 - one process-wide redaction setting
     config = config or LoggingConfig()
-    stream = stream or sys.stdout
+    stream = stream or sys.stderr
     _extra_keys = tuple(k.lower() for k in config.redact_keys)
 
     fmt = config.format

@@ -158,3 +158,15 @@ def test_lab_serve_takes_its_fixture_with_fixture_not_config(tmp_path):
     clash = CliRunner().invoke(app, ["lab", "serve", "--config", missing])
     assert clash.exit_code == 2
     assert "No such option '--config'" in clash.stderr
+
+
+def test_one_version_number_from_the_package_metadata():
+    """xesync --version prints the installed package's version, the one in pyproject.toml."""
+    import tomllib  # noqa: PLC0415
+    from importlib.metadata import version  # noqa: PLC0415
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"xesync, version {version('xesync')}"
+    assert version("xesync") == declared

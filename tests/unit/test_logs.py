@@ -8,7 +8,7 @@ import logging
 
 import structlog
 
-from xesync import config, logs
+from xesync import config, events, logs
 from xesync.config import LogFormat, LoggingConfig
 
 
@@ -92,3 +92,12 @@ def test_exception_tracebacks_are_structured_and_redacted():
     assert "tb-secret-value-42" not in text
     (line,) = lines(out)
     assert isinstance(line["exception"], list)
+
+
+def test_default_stream_is_stderr(capsys):
+    """Without a stream, log lines go to stderr; stdout stays free for command output (deploy/README.md)."""
+    logs.configure(LoggingConfig())
+    structlog.get_logger("xesync.test").info(events.CONFIG_LOADED, path="/etc/xesync/xesync.toml")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert json.loads(captured.err.strip().splitlines()[-1])["event"] == events.CONFIG_LOADED
