@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
 from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, OAUTH2, Build, OAuth2Credentials
 from exchangelib.errors import (
     ErrorAccessDenied,
+    ErrorExceededFindCountLimit,
     ErrorImpersonateUserDenied,
     ErrorInternalServerError,
     ErrorInvalidChangeKey,
@@ -25,7 +27,7 @@ from exchangelib.errors import (
 )
 from exchangelib.protocol import CachingProtocol, Protocol
 
-from xesync.adapters.exchange import ExchangeCalendarSource
+from xesync.adapters.exchange import ExchangeCalendarSource, _view
 from xesync.adapters.exchange_errors import translate
 from xesync.adapters.exchange_session import BoundedFaultTolerance, apply_tls
 from xesync.config.model import AuthType, ExchangeConfig, RoomConfig, Secret, TlsConfig
@@ -256,3 +258,48 @@ def test_unknown_code_on_a_room_read_is_transient():
     err = translate(ErrorQuotaExceeded("q"), room=ROOM, user=USER)
     assert isinstance(err, ServiceUnavailableError)
     assert "ErrorQuotaExceeded" in err.reason
+
+
+class FakeCalendar:
+    """A calendar whose view() refuses more than ``limit`` rows, as EWSFindCountLimit does."""
+
+    def __init__(self, rows, limit):
+        self.rows = rows
+        self.limit = limit
+        self.views = 0
+
+    def view(self, start, end):
+        """The rows overlapping [start, end), or ErrorExceededFindCountLimit."""
+        self.views += 1
+        hits = [r for r in self.rows if r.start < end and r.end > start]
+        if len(hits) > self.limit:
+            raise ErrorExceededFindCountLimit("The view exceeds the find count limit.")
+        return SimpleNamespace(only=lambda *_: hits)
+
+
+def rows_every(start, count, step, length):
+    """``count`` occurrence rows, one per ``step``, each ``length`` long."""
+    return [
+        SimpleNamespace(
+            id=f"occ{n}", start=start + n * step, end=start + n * step + length, type="Occurrence"
+        )
+        for n in range(count)
+    ]
+
+
+def test_calendar_view_is_split_when_the_find_limit_is_hit():
+    """A view refused for too many items is halved until each half fits; items spanning a cut come once."""
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    rows = rows_every(start, 16, timedelta(hours=12), timedelta(hours=13))
+    calendar = FakeCalendar(rows, limit=5)
+    got = _view(calendar, start, start + timedelta(days=8))
+    assert sorted(r.id for r in got) == sorted(r.id for r in rows)
+    assert calendar.views > 1
+
+
+def test_calendar_view_too_dense_for_one_day_raises():
+    """A single day with more items than the limit is not split for ever; the server's error is raised."""
+    start = datetime(2027, 1, 1, tzinfo=UTC)
+    calendar = FakeCalendar(rows_every(start, 10, timedelta(minutes=30), timedelta(minutes=30)), limit=3)
+    with pytest.raises(ErrorExceededFindCountLimit):
+        _view(calendar, start, start + timedelta(days=1))

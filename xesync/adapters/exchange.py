@@ -37,7 +37,12 @@ from exchangelib import (
     Mailbox,
     Message,
 )
-from exchangelib.errors import ErrorInvalidSyncStateData, ErrorItemNotFound, ErrorTimeoutExpired
+from exchangelib.errors import (
+    ErrorExceededFindCountLimit,
+    ErrorInvalidSyncStateData,
+    ErrorItemNotFound,
+    ErrorTimeoutExpired,
+)
 from exchangelib.items import SEND_ONLY
 
 from xesync import events
@@ -67,6 +72,8 @@ SYNC_BATCH = 512
 # GetItem ids per request (ews.md §1.13).
 FETCH_CHUNK = 100
 READ_ATTEMPTS = 2
+# The shortest calendar view split further when the server's find limit is hit.
+MIN_VIEW = timedelta(days=1)
 
 
 class ExchangeCalendarSource:
@@ -182,7 +189,7 @@ class ExchangeCalendarSource:
             found = self._read_items(key, account, calendar, [item_id], window, folder_id=calendar.id)
             return found[0] if found else None
 
-        return self._call(key, read, retry=True)
+        return self._call(key, read, item_id=item_id, retry=True)
 
     def _read_items(
         self,
@@ -218,8 +225,7 @@ class ExchangeCalendarSource:
     ) -> dict[str, list[Any]]:
         """The series instances in ``window`` whose UID is in ``uids`` (``FindItem`` view + ``GetItem``)."""
         start, end = self._window(window)
-        view = calendar.view(start=start, end=end).only("type")
-        ids = [row.id for row in view if row.type in INSTANCE_TYPES]
+        ids = [row.id for row in _view(calendar, start, end) if row.type in INSTANCE_TYPES]
         rows: dict[str, list[Any]] = defaultdict(list)
         for got in _fetch(account, calendar, ids, OCCURRENCE_FIELDS):
             if got.uid in uids:
@@ -307,6 +313,25 @@ def _drain(calendar: Any, sync_state: str | None) -> tuple[list[str], list[str],
     if not state:
         raise ErrorInvalidSyncStateData("SyncFolderItems returned no sync state")
     return list(changed), deleted, str(state)
+
+
+def _view(calendar: Any, start: Any, end: Any) -> list[Any]:
+    """One ``FindItem`` ``CalendarView`` (``type`` only); halved while the server's find limit is hit.
+
+    A busy room over a long lookahead can hold more instances than EWSFindCountLimit (1000,
+    ews.md §1.15) allows in one view; CalendarView cannot page (§2.8.3), so the window is split.
+    """
+    try:
+        return list(calendar.view(start=start, end=end).only("type"))
+    except ErrorExceededFindCountLimit:
+        if end - start <= MIN_VIEW:
+            raise
+        middle = start + (end - start) / 2
+        # An item spanning the middle appears in both halves; keep it once.
+        seen: dict[str, Any] = {}
+        for row in (*_view(calendar, start, middle), *_view(calendar, middle, end)):
+            seen.setdefault(row.id, row)
+        return list(seen.values())
 
 
 def _fetch(account: Any, calendar: Any, ids: Iterable[str], fields: Sequence[str]) -> Iterable[Any]:
