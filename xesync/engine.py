@@ -101,11 +101,13 @@ class Engine:
         directory: Directory | None = None,
         dry_run: bool = False,
         max_workers: int = 4,
+        audit: bool = True,
     ) -> None:
         self.source, self.sink, self.store, self.directory = source, sink, store, directory
         self.rooms = {r.key.lower(): r for r in rooms}
         self.policy, self.templates, self.clock = policy, templates, clock
         self.dry_run = dry_run
+        self.audit = audit
         self.max_workers = max(1, max_workers)
         self.executor = Executor(source, sink)
         self._uid_locks: dict[str, threading.Lock] = {}
@@ -308,7 +310,9 @@ class Engine:
         audit_only: bool = False,
     ) -> None:
         emit(log, facts, plan, result)
-        entries = audit_entries(run_id, facts, plan, result, now, dry_run=self.dry_run)
+        entries = audit_entries(run_id, facts, plan, result, now, dry_run=self.dry_run) if self.audit else []
+        if audit_only and not entries:
+            return
         with self.store.transaction() as tx:
             if not audit_only:
                 if result.booking is not None:

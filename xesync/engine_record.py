@@ -39,7 +39,7 @@ _EVENTS: dict[type, str] = {
     DeleteBooking: events.BOOKING_CANCELLED,
     DeleteOccurrence: events.OCCURRENCE_CANCELLED,
     MoveOccurrence: events.OCCURRENCE_MOVED,
-    SetBody: events.MEETING_BODY_WRITTEN,
+    SetBody: events.MEETING_BODY_UPDATED,
     Accept: events.MEETING_ACCEPTED,
     Decline: events.MEETING_DECLINED,
     SendMail: events.ORGANISER_NOTIFIED,

@@ -163,7 +163,7 @@ class Executor:
         if wanted and saved.owner_username and _owner_name(saved.owner_username) != _owner_name(wanted):
             # product.md P2: a silent fall-back to the service user is exactly what admins complain of.
             log.warning(
-                events.BOOKING_OWNER_MISMATCH, uid=plan.uid, conference_id=saved.conference_id,
+                events.BOOKING_OWNER_MISMATCHED, uid=plan.uid, conference_id=saved.conference_id,
                 wanted=wanted, got=saved.owner_username,
             )  # fmt: skip
         return Booking(

@@ -269,7 +269,7 @@ def _owner(
         return Owner(username="", email=item.organiser), None, None
     if policy.unknown_organiser is UnknownOrganiser.BOOK_AS_SERVICE:
         warn = Warn(
-            uid=item.uid, event=events.BOOKING_OWNER_FALLBACK,
+            uid=item.uid, event=events.BOOKING_OWNER_DEFAULTED,
             reason=f"organiser {who.address} is not in the directory; booked as the TMS service user",
         )  # fmt: skip
         return None, None, warn
