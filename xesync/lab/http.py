@@ -84,6 +84,8 @@ class LabRequest:
     headers: Message
     body: bytes
     client: str = "127.0.0.1"
+    # The query string as sent: ``query`` drops a bare flag such as ASMX's ``?wsdl``.
+    raw_query: str = ""
     connection: ConnectionState = field(default_factory=ConnectionState)
     principal: Any = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
@@ -219,7 +221,8 @@ class LabHTTPServer:
                 self.counter.record(self.service.name, AUTH_OPERATION)
                 return challenge
         response = self._dispatch(request)
-        response.headers.extend(request.response_headers)
+        present = {name.lower() for name, _ in response.headers}
+        response.headers.extend(h for h in request.response_headers if h[0].lower() not in present)
         return response
 
     def _dispatch(self, request: LabRequest) -> LabResponse:
@@ -279,6 +282,7 @@ def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
                 headers=self.headers,
                 body=body,
                 client=str(self.client_address[0]),
+                raw_query=split.query,
                 connection=self.lab_connection,
             )
             try:

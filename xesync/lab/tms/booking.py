@@ -9,11 +9,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from xesync.lab.tms import series
-from xesync.lab.tms.model import Booking, ConferenceInput, Occurrence, TmsUser
+from xesync.lab.tms.model import Booking, ConferenceInput, Occurrence, Participant, TmsUser
 from xesync.lab.tms.recurrence import Pattern, PatternException, RecurrenceError
 from xesync.lab.tms.soap import Code, TmsFault
 from xesync.lab.tms.store import TmsStore
-from xesync.lab.tms.timezones import ConferenceZone, TimeZoneError, TimeZoneRule, conference_zone
+from xesync.lab.tms.timezones import (
+    ConferenceZone,
+    TimeZoneError,
+    TimeZoneRule,
+    conference_zone,
+    server_rules,
+)
 from xesync.lab.tms.values import default_title, fmt_time
 
 STRICT = "Strict"
@@ -46,7 +52,11 @@ def save(
     zone_rules = inp.time_zone_rules
     if zone_rules is None:
         zone_rules = existing.time_zone_rules if existing is not None else []
-    starts = _expand(store, pattern, start, _zone(store, zone_rules) if api >= TZ_RULES_API else None)
+    # §4: below API 11 (and, per the server_time_zone knob, for a save without rules) the series is
+    # expanded in the TMS server's own zone.
+    own_rules = zone_rules if api >= TZ_RULES_API else []
+    zone = _zone(store, own_rules or server_rules(store.knobs.server_time_zone))
+    starts = _expand(store, pattern, start, zone)
     duration = end - start
     if starts[-1] + duration <= now:
         raise TmsFault(Code.CANNOTBOOKINTHEPAST, "The conference ends in the past.")
@@ -59,6 +69,7 @@ def save(
     )
     # ASMX leniency (§5, CAP): a participant without ParticipantId (0) still booked; it names no system.
     participants = [p for p in participants if not (p.is_system and p.participant_id == 0)]
+    _assign_participant_ids(participants)
     _check_systems(store, [p.participant_id for p in participants if p.is_system])
     owner = _owner(store, inp, caller, existing)
     occurrences = series.occurrences(
@@ -263,6 +274,24 @@ def _check_version(store: TmsStore, booking: Booking, version: int | None) -> No
             store.knobs.code("stale_version"),
             f"The conference has been modified (Version {version} is out of date); read it again.",
         )
+
+
+def _assign_participant_ids(participants: list[Participant]) -> None:
+    """Number the participants saved without ``ParticipantId`` 1, 2, … as TMS does (§8.2).
+
+    spec: tms-booking-api.md §8.2: the guides disagree on negative or positive ids for external
+    participants; ``1`` was observed for a dial-in, so the simulator counts up from 1, skipping ids
+    the other external participants already carry.
+    """
+    taken = {p.participant_id for p in participants if not p.is_system}
+    next_id = 1
+    for part in participants:
+        if part.is_system or part.participant_id != 0:
+            continue
+        while next_id in taken:
+            next_id += 1
+        part.participant_id = next_id
+        taken.add(next_id)
 
 
 def _zone(store: TmsStore, rules: list[TimeZoneRule]) -> ConferenceZone | None:

@@ -25,12 +25,13 @@ from xesync.lab.tms.model import (
 )
 from xesync.lab.tms.recurrence import parse_pattern, render_pattern
 from xesync.lab.tms.soap import BOOKING_NS, children, first, text
-from xesync.lab.tms.timezones import parse_rules, render_rules
+from xesync.lab.tms.timezones import TimeZoneRule, parse_rules, render_rules
 from xesync.lab.tms.values import as_bool, default_title, fmt_time, parse_time
 
 NS = BOOKING_NS
 MODERN_API = 14  # at and above this client version the TMS 15 elements are emitted
 TZ_RULES_API = 11  # ConferenceTimeZoneRules (§4, §8.5)
+BANDWIDTHS = ("ISDNBandwidth", "IPBandwidth")  # {Bandwidth} wrappers (§8.1 items 38-39)
 
 
 def q(name: str, ns: str = NS) -> str:
@@ -41,7 +42,7 @@ def q(name: str, ns: str = NS) -> str:
 def sub(parent: etree._Element, name: str, value: str | None = None, ns: str = NS) -> etree._Element:
     """Append ``<name>value</name>``."""
     child = etree.SubElement(parent, q(name, ns))
-    if value is not None:
+    if value:  # an empty string is written as an empty element, as XmlSerializer does
         child.text = value
     return child
 
@@ -102,6 +103,11 @@ def parse_conference(element: etree._Element) -> ConferenceInput:
     if parts is not None:
         inp.participants = [_participant(p) for p in children(parts, "Participant")]
     inp.version = _int(text(element, "Version"), "Version")
+    for name in BANDWIDTHS:
+        wrapper = first(element, name)
+        value = None if wrapper is None else text(wrapper, "Bandwidth")
+        if value and value != "Default":
+            inp.texts[name] = value
     rules = first(element, "ConferenceTimeZoneRules")
     inp.time_zone_rules = None if rules is None else parse_rules(rules)
     if inp.title is not None and len(inp.title) > 255:  # noqa: PLR2004 - §5
@@ -157,8 +163,14 @@ def render_conference(
     systems: dict[int, TmsSystem],
     client_version: int,
     summary: bool = False,
+    server_rules: list[TimeZoneRule] | None = None,
+    transaction_id_api: int = MODERN_API,
 ) -> etree._Element:
-    """Append a ``Conference`` (named ``tag``) for a booking: the series view when ``occ`` is ``None``."""
+    """Append a ``Conference`` (named ``tag``) for a booking: the series view when ``occ`` is ``None``.
+
+    A booking saved without ``ConferenceTimeZoneRules`` shows ``server_rules`` (the TMS server's zone);
+    ``TransactionId`` appears from ``transaction_id_api`` on.
+    """
     modern = client_version >= MODERN_API
     first_occ = booking.occurrences[0] if booking.occurrences else None
     view = occ or (first_occ if not booking.recurrent else None)
@@ -220,9 +232,12 @@ def render_conference(
     if not summary:
         render_participants(el, booking.participants, modern=modern)
     if modern:
+        for name in BANDWIDTHS:
+            sub(sub(el, name), "Bandwidth", booking.texts.get(name, "Default"))
         sub(el, "ConferenceLanguage", booking.texts.get("ConferenceLanguage", "en-US"))
-    if client_version >= TZ_RULES_API and booking.time_zone_rules:
-        render_rules(el, NS, booking.time_zone_rules)  # as sent (§8.1 item 41)
+    rules = booking.time_zone_rules or server_rules
+    if client_version >= TZ_RULES_API and rules:
+        render_rules(el, NS, rules)  # as sent (§8.1 item 41), else the server's whole rule
     if modern:
         state = sub(el, "ConferenceState")
         sub(state, "Status", booking.status(status_occ, now) if status_occ else "Deleted")
@@ -238,7 +253,8 @@ def render_conference(
         ):
             if name in booking.texts:
                 sub(el, name, booking.texts[name])
-        sub(el, "TransactionId", str(booking.transaction_id))
+        if client_version >= transaction_id_api:
+            sub(el, "TransactionId", str(booking.transaction_id))
     return el
 
 
@@ -287,6 +303,9 @@ def render_default(
         sub(el, name, "Default" if name == "ConferenceType" else value)
     sub(el, "Password", password)
     sub(el, "ISDNRestrict", "false")
+    if client_version >= MODERN_API:
+        # Observed on TMS 15: the default conference carries an empty EmailTo (§8.1 item 24).
+        sub(el, "EmailTo")
     sub(el, "Participants")
     if client_version >= MODERN_API:
         for name in ("ISDNBandwidth", "IPBandwidth"):
@@ -322,11 +341,17 @@ def render_system(parent: etree._Element, tag: str, system: TmsSystem, ns: str) 
     el = sub(parent, tag, ns=ns)
     sub(el, "SystemId", str(system.system_id), ns)
     sub(el, "SystemName", system.name, ns)
+    sub(el, "Contact", system.contact, ns)
     sub(el, "Manufacturer", "Cisco", ns)
+    sub(el, "Description", system.description, ns)
     sub(el, "SystemType", system.system_type, ns)
-    sub(el, "NetworkAddress", system.sip_uri, ns)
+    sub(el, "NetworkAddress", system.network_address, ns)  # a host name or IP address, never the URI
     sub(el, "Location", system.name, ns)
+    sub(el, "ISDNNumber", system.isdn_number, ns)
+    sub(el, "WebInterfaceURL", system.web_interface_url, ns)
     sub(el, "SIPUri", system.sip_uri, ns)
+    sub(el, "H323Id", system.h323_id, ns)
+    sub(el, "E164Alias", system.e164_alias, ns)
     tz = sub(el, "TimeZone", ns=ns)
     sub(tz, "TimezoneName", "UTC", ns)
     sub(tz, "GMTOffset", "0", ns)

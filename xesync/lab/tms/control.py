@@ -4,7 +4,8 @@
 ``GET  state``           the summary ``GET /lab/state`` shows
 ``GET  knobs``           every knob; ``POST knobs`` with ``{"name": value, ...}`` changes some
 ``GET  systems``         the systems; ``POST systems`` with ``{"system_id", "name",
-                         "allow_bookings"?, "sip_uri"?}`` (or a list of them) adds or replaces
+                         "allow_bookings"?, "sip_uri"?, "network_address"?, …}`` (or a
+                         list of them; see ``SYSTEM_DETAILS``) adds or replaces
 ``GET  users``           the users; ``POST users`` with ``{"username", "first_name"?,
                          "last_name"?, "email"?, "ad_guid"?}`` (or a list) adds or replaces
 ``GET  conferences``     every booking with its occurrences and CMS calls
@@ -141,6 +142,18 @@ def _items(body: Any) -> list[dict[str, Any]]:
     return items
 
 
+# Remote setup strings a control-API system may set (TmsSystem fields).
+SYSTEM_DETAILS = (
+    "network_address",
+    "web_interface_url",
+    "contact",
+    "description",
+    "isdn_number",
+    "h323_id",
+    "e164_alias",
+)
+
+
 def _add_system(sim: TmsSimulator, item: dict[str, Any]) -> dict[str, Any]:
     system_id, name = item.get("system_id"), item.get("name")
     if isinstance(system_id, bool) or not isinstance(system_id, int) or system_id < 1:
@@ -150,9 +163,16 @@ def _add_system(sim: TmsSimulator, item: dict[str, Any]) -> dict[str, Any]:
     allow = item.get("allow_bookings", True)
     if not isinstance(allow, bool):
         raise ControlError(400, "allow_bookings must be true or false")
+    details = {k: item[k] for k in SYSTEM_DETAILS if k in item}
+    if any(not isinstance(v, str) for v in details.values()):
+        raise ControlError(400, f"{', '.join(SYSTEM_DETAILS)} must be strings")
     with sim.store.lock:
         system = sim.store.add_system(
-            system_id=system_id, name=name, sip_uri=str(item.get("sip_uri", "")), allow_bookings=allow
+            system_id=system_id,
+            name=name,
+            sip_uri=str(item.get("sip_uri", "")),
+            allow_bookings=allow,
+            details=details,
         )
     return system.as_dict()
 

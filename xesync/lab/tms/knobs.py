@@ -12,6 +12,7 @@ from typing import Any
 
 from xesync.lab.fixture import FixtureError
 from xesync.lab.knobs import knobs_as_dict, with_changes
+from xesync.lab.tms.timezones import SERVER_ZONES
 from xesync.lab.winauth import SCHEMES, AuthSchemeError, parse_schemes
 
 OWNER_TO_CMS = ("none", "ownerJid", "ownerAdGuid")
@@ -77,6 +78,18 @@ class TmsKnobs:
     # spec: tms-booking-api.md §7.3: whether a save without Version is accepted is [unconfirmed].
     version_required: bool = False
     dial_domain: str = ""
+    # The TMS server's Windows time zone (timezones.SERVER_ZONES). A conference saved without
+    # ConferenceTimeZoneRules is expanded in it and GetConference* return its whole rule (observed on
+    # TMS 15). spec: tms-booking-api.md §4 documents the server zone for API <= 10; that TMS uses it
+    # for a rules-less save at API >= 11 too is [unconfirmed].
+    server_time_zone: str = "W. Europe Standard Time"
+    # The lowest ClientVersionIn that gets Conference/TransactionId, a TMS 15 element (§8.1 item 51);
+    # API 14 is TMS 14.5. spec: the version that introduced it is [unconfirmed].
+    transaction_id_api: int = 15
+    # GetConferencesForSystems without SystemIds or without StartTime/EndTime: "fault" answers
+    # invalid_request; "asmx_defaults" lets ASMX default them (no systems, DateTime.MinValue), i.e. an
+    # empty list. spec: tms-booking-api.md §6.2: which one TMS does is [unconfirmed].
+    for_systems_without_args: str = "fault"
     numeric_id_start: int = 990001
     conference_id_start: int = 1001
     codes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CODES))
@@ -129,6 +142,10 @@ class TmsKnobs:
             self.auth = list(parse_schemes(self.auth, "tms"))
         except AuthSchemeError as exc:
             raise ValueError(str(exc).removeprefix("tms.")) from None
+        if self.server_time_zone not in SERVER_ZONES:
+            raise ValueError(f"server_time_zone: must be one of {sorted(SERVER_ZONES)}")
+        if self.for_systems_without_args not in ("fault", "asmx_defaults"):
+            raise ValueError('for_systems_without_args: must be "fault" or "asmx_defaults"')
         if self.owner_to_cms not in OWNER_TO_CMS:
             raise ValueError(f"owner_to_cms: must be one of {list(OWNER_TO_CMS)}")
         if not self.owner_lookup or set(self.owner_lookup) - set(OWNER_FIELDS):

@@ -94,6 +94,15 @@ class TmsSystem:
     allow_bookings: bool = True
     sip_uri: str = ""
     system_type: str = "Cisco TelePresence Room"
+    # Remote setup's TMSSystem strings (§8.8). NetworkAddress is the codec's host name or IP address,
+    # as TMS stores it, never its SIP URI; an unset string is sent empty.
+    network_address: str = ""
+    web_interface_url: str = ""
+    contact: str = ""
+    description: str = ""
+    isdn_number: str = ""
+    h323_id: str = ""
+    e164_alias: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """For the control API."""
@@ -102,6 +111,7 @@ class TmsSystem:
             "name": self.name,
             "allow_bookings": self.allow_bookings,
             "sip_uri": self.sip_uri,
+            "network_address": self.network_address,
         }
 
 

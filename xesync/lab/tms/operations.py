@@ -34,6 +34,7 @@ from xesync.lab.tms.soap import (
     text,
 )
 from xesync.lab.tms.store import TmsStore
+from xesync.lab.tms.timezones import server_rules
 from xesync.lab.tms.values import BOOKING_MODES, CONFERENCE_STATUSES, parse_time, status_matches
 
 
@@ -78,6 +79,8 @@ class Call:
             dial_uri=f"{item.numeric_id}@{self.dial_domain}",
             systems=self.store.systems,
             client_version=self.client_version,
+            server_rules=server_rules(self.store.knobs.server_time_zone),
+            transaction_id_api=self.store.knobs.transaction_id_api,
             **kw,
         )
 
@@ -270,10 +273,14 @@ def _window(call: Call) -> tuple[datetime, datetime, str]:
         end = parse_time(call.arg("EndTime") or "")
     except ValueError:
         raise call.invalid("StartTime and EndTime must be xs:dateTime values") from None
+    return start, end, _window_status(call)
+
+
+def _window_status(call: Call) -> str:
     wanted = call.arg("ConferenceStatus") or "All"
     if wanted not in CONFERENCE_STATUSES:
         raise call.invalid(f"ConferenceStatus must be one of {', '.join(CONFERENCE_STATUSES)}")
-    return start, end, wanted
+    return wanted
 
 
 def _listing(call: Call, op: str, keep: Callable[[Booking], bool]) -> etree._Element:
@@ -295,14 +302,27 @@ def _listing(call: Call, op: str, keep: Callable[[Booking], bool]) -> etree._Ele
 
 
 def get_conferences_for_systems(call: Call) -> etree._Element:
-    """``GetConferencesForSystems``: summaries of the sittings in the window on these systems."""
+    """``GetConferencesForSystems``: summaries of the sittings in the window on these systems.
+
+    Without ``SystemIds`` or without ``StartTime``/``EndTime`` the ``for_systems_without_args`` knob
+    decides: a fault, or ASMX's defaults (no systems; ``DateTime.MinValue``), i.e. an empty list.
+    """
+    op = "GetConferencesForSystems"
     wanted: set[int] = set()
     for element in children(call.env.body, "SystemIds"):
         try:
             wanted.add(int((element.text or "").strip()))
         except ValueError:
             raise call.invalid("SystemIds must be integers") from None
-    return _listing(call, "GetConferencesForSystems", lambda b: bool(wanted & set(b.systems())))
+    missing = not wanted or not call.arg("StartTime") or not call.arg("EndTime")
+    if missing and call.store.knobs.for_systems_without_args == "asmx_defaults":
+        _window_status(call)
+        out = response_element(op)
+        sub(out, f"{op}Result")
+        return out
+    if missing:
+        raise call.invalid("GetConferencesForSystems needs SystemIds, StartTime and EndTime")
+    return _listing(call, op, lambda b: bool(wanted & set(b.systems())))
 
 
 def get_conferences_for_user(call: Call) -> etree._Element:

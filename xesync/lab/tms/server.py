@@ -144,7 +144,9 @@ class TmsSimulator:
             return LabResponse(body=(WSDL_DIR / name).read_bytes(), content_type="text/xml; charset=utf-8")
         if request.method != "POST":
             return LabResponse(status=405, body=b"Use SOAP over POST", content_type="text/plain")
-        node = f"http://{request.header('Host', '127.0.0.1')}{request.path}"
+        # §10.1: soap:Node is the URL the request was sent to, query included (…asmx?wsdl observed).
+        query = f"?{request.raw_query}" if request.raw_query else ""
+        node = f"http://{request.header('Host', '127.0.0.1')}{request.path}{query}"
         try:
             env = parse_envelope(request.body)
         except MalformedRequestError as exc:

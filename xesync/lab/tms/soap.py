@@ -7,6 +7,7 @@ echoes ``ExternalAPIVersionSoapHeader`` in the service's own namespace, with the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,8 +151,14 @@ def _envelope(soap12: bool) -> tuple[etree._Element, str]:
     return root, ns
 
 
+_EMPTY_TAG = re.compile(rb"<([^<>]*[^<> ])/>")
+
+
 def _serialise(root: etree._Element) -> bytes:
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    # XmlSerializer writes an empty element with a space before the slash (``<Participants />``, §8.1);
+    # lxml writes ``<Participants/>``. ``/>`` occurs only in tags: text escapes ``>`` as ``&gt;``.
+    raw = bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    return _EMPTY_TAG.sub(rb"<\1 />", raw)
 
 
 def version_header(service_ns: str, echo: dict[str, str | None], session: str | None) -> etree._Element:
@@ -210,7 +217,10 @@ def fault_response(fault: TmsFault, *, soap12: bool, node: str) -> LabResponse:
         etree.SubElement(
             detail, f"{{{EXCEPTION_NS}}}clientsessionid", nsmap=default_ns(EXCEPTION_NS)
         ).text = fault.session
-    return _typed(xml_response(_serialise(root), status=500, soap12=soap12))
+    resp = _typed(xml_response(_serialise(root), status=500, soap12=soap12))
+    # Observed on TMS 15: ASP.NET marks its SOAP 500 answers private.
+    resp.headers.append(("Cache-Control", "private"))
+    return resp
 
 
 def _typed(resp: LabResponse) -> LabResponse:

@@ -7,8 +7,10 @@ transactions, lookups); ``booking.py`` holds the save/delete/end rules.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -114,10 +116,31 @@ class TmsStore:
         return user
 
     def add_system(
-        self, *, system_id: int, name: str, sip_uri: str = "", allow_bookings: bool = True
+        self,
+        *,
+        system_id: int,
+        name: str,
+        sip_uri: str = "",
+        allow_bookings: bool = True,
+        details: Mapping[str, str] | None = None,
     ) -> TmsSystem:
-        """Add (or replace) a system."""
-        system = TmsSystem(system_id=system_id, name=name, sip_uri=sip_uri, allow_bookings=allow_bookings)
+        """Add (or replace) a system; ``details`` override the remote-setup strings derived here.
+
+        A lab codec is ``<name>-codec.<domain>`` with its web interface there, its H.323 id the room
+        name and its E.164 alias ``9<system id>`` (made-up but well-formed values, as TMS would show).
+        """
+        host = f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}-codec.{self.fixture.domain}"
+        values = {
+            "network_address": host,
+            "web_interface_url": f"http://{host}/",
+            "description": f"{name} meeting room system",
+            "h323_id": name,
+            "e164_alias": f"9{system_id:05d}",
+            **(details or {}),
+        }
+        system = TmsSystem(
+            system_id=system_id, name=name, sip_uri=sip_uri, allow_bookings=allow_bookings, **values
+        )
         self.systems[system_id] = system
         return system
 

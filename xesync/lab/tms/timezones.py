@@ -120,6 +120,65 @@ def _render_change(parent: etree._Element, ns: str, name: str, change: Change) -
                 etree.SubElement(relative, f"{{{ns}}}{tag}").text = value
 
 
+# ---------------------------------------------------------------------------------- server zones
+
+
+def _windows_zone(
+    zone_id: str, display: str, base: int, daylight: tuple[int, int, int], standard: tuple[int, int, int]
+) -> TimeZoneRule:
+    """A Windows zone with DST as a whole rule: ``daylight``/``standard`` = (second, month, week)."""
+
+    def change(second: int, month: int, week: int) -> Change:
+        return Change(change_second=str(second), month=str(month), day_of_week="0", week_index=str(week))
+
+    return TimeZoneRule(
+        valid_from="0001-01-01T00:00:00",
+        zone_id=zone_id,
+        display_name=display,
+        base_offset=str(base),
+        daylight=change(*daylight),
+        daylight_offset="60",
+        standard=change(*standard),
+    )
+
+
+# The TMS server's own zone, which a conference saved without ConferenceTimeZoneRules gets (the
+# ``server_time_zone`` knob). The W. Europe rule is the §8.5 example; the others are Windows' rules.
+SERVER_ZONES: dict[str, TimeZoneRule] = {
+    "W. Europe Standard Time": _windows_zone(
+        "W. Europe Standard Time",
+        "(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna",
+        60,
+        (7200, 3, LAST_WEEK),
+        (10800, 10, LAST_WEEK),
+    ),
+    "GMT Standard Time": _windows_zone(
+        "GMT Standard Time",
+        "(UTC+00:00) Dublin, Edinburgh, Lisbon, London",
+        0,
+        (3600, 3, LAST_WEEK),
+        (7200, 10, LAST_WEEK),
+    ),
+    "Eastern Standard Time": _windows_zone(
+        "Eastern Standard Time", "(UTC-05:00) Eastern Time (US & Canada)", -300, (7200, 3, 2), (7200, 11, 1)
+    ),
+    # Windows' UTC zone has no DST, so its rule has no Daylight/Standard (a Month 0 rule would not
+    # survive a client's read-modify-save through the §8.5 checks).
+    "UTC": TimeZoneRule(
+        valid_from="0001-01-01T00:00:00",
+        zone_id="UTC",
+        display_name="(UTC) Coordinated Universal Time",
+        base_offset="0",
+        daylight_offset="0",
+    ),
+}
+
+
+def server_rules(zone_id: str) -> list[TimeZoneRule]:
+    """The ``ConferenceTimeZoneRules`` of the TMS server's zone."""
+    return [SERVER_ZONES[zone_id]]
+
+
 # ---------------------------------------------------------------------------------- checked zone
 
 
