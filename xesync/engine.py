@@ -45,7 +45,7 @@ import structlog
 from xesync import events
 from xesync.actions import MeetingFacts, Policy, RoomAction, RoomInfo, SaveBooking, TmsPlan
 from xesync.directory import Directory, NotInDirectory, Person
-from xesync.engine_record import MeetingResult, audit_entries, emit, record_after
+from xesync.engine_record import MeetingResult, audit_entries, emit, emit_warning, record_after
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
 from xesync.executor import Executor
 from xesync.meetings import ItemRef, RoomItem
@@ -262,7 +262,7 @@ class Engine:
         item = facts.item
         organiser = item.organiser if item else (facts.booking.organiser if facts.booking else "")
         for warning in plan.warnings:
-            log.warning(warning.event, room=facts.room, uid=facts.uid, reason=warning.reason)
+            emit_warning(log, warning, facts.room)
         if self.dry_run:
             result = MeetingResult.planned(facts, plan, self._planned_rooms(facts, plan, now))
             self._write(run_id, facts, plan, result, now, audit_only=True)

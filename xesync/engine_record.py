@@ -29,21 +29,12 @@ from xesync.actions import (
     SetBody,
     TmsAction,
     TmsPlan,
+    Warn,
 )
 from xesync.errors import TransientError, XesyncError
 from xesync.executor import RoomOutcome, TmsOutcome
 from xesync.meetings import Response
 from xesync.model import AuditEntry, AuditOutcome, Booking, BookingStatus, RoomResponse, SyncRecord
-
-_EVENTS: dict[type, str] = {
-    DeleteBooking: events.BOOKING_CANCELLED,
-    DeleteOccurrence: events.OCCURRENCE_CANCELLED,
-    MoveOccurrence: events.OCCURRENCE_MOVED,
-    SetBody: events.MEETING_BODY_UPDATED,
-    Accept: events.MEETING_ACCEPTED,
-    Decline: events.MEETING_DECLINED,
-    SendMail: events.ORGANISER_NOTIFIED,
-}
 
 
 @dataclass(slots=True)
@@ -195,6 +186,43 @@ def _context(facts: MeetingFacts, booking: Booking | None) -> dict[str, Any]:
     }
 
 
+def _emit_applied(log: Any, action: Any, booking: Booking | None, ctx: dict[str, Any]) -> None:
+    # Each branch names its event constant (tests/unit/test_architecture.py checks every log call).
+    reason = getattr(action, "reason", None)
+    if isinstance(action, SaveBooking):
+        owner = booking.owner if booking else None
+        if action.request.conference_id is None:
+            log.info(events.BOOKING_CREATED, reason=reason, rooms=list(action.rooms), owner=owner, **ctx)
+        else:
+            log.info(events.BOOKING_UPDATED, reason=reason, rooms=list(action.rooms), owner=owner, **ctx)
+    elif isinstance(action, DeleteBooking):
+        log.info(events.BOOKING_CANCELLED, reason=reason, **ctx)
+    elif isinstance(action, DeleteOccurrence):
+        log.info(
+            events.OCCURRENCE_CANCELLED, reason=reason, recurrence_id=action.recurrence_id.isoformat(), **ctx
+        )
+    elif isinstance(action, MoveOccurrence):
+        log.info(
+            events.OCCURRENCE_MOVED, reason=reason, recurrence_id=action.recurrence_id.isoformat(), **ctx
+        )
+    elif isinstance(action, SetBody):
+        log.info(events.MEETING_BODY_UPDATED, **ctx)
+    elif isinstance(action, Accept):
+        log.info(events.MEETING_ACCEPTED, notified=action.notice is not None, **ctx)
+    elif isinstance(action, Decline):
+        log.info(events.MEETING_DECLINED, reason=action.reason, notified=action.notice is not None, **ctx)
+    elif isinstance(action, SendMail):
+        log.info(events.ORGANISER_NOTIFIED, **ctx)
+
+
+def emit_warning(log: Any, warning: Warn, room: str) -> None:
+    """A planner warning as its event."""
+    if warning.event == events.BOOKING_OWNER_DEFAULTED:
+        log.warning(events.BOOKING_OWNER_DEFAULTED, room=room, uid=warning.uid, reason=warning.reason)
+    else:
+        log.warning(events.MEETING_SUBJECT_REPLACED, room=room, uid=warning.uid, reason=warning.reason)
+
+
 def emit(log: Any, facts: MeetingFacts, plan: TmsPlan, result: MeetingResult) -> None:
     """One event per decision, every one naming the meeting and the room."""
     booking = result.booking or facts.booking
@@ -211,20 +239,11 @@ def emit(log: Any, facts: MeetingFacts, plan: TmsPlan, result: MeetingResult) ->
         log.error(events.GUARD_MASS_CANCEL_REFUSED, reason=result.error, **ctx)
         return
     for action in result.applied:
-        if isinstance(action, SaveBooking):
-            name = events.BOOKING_CREATED if action.request.conference_id is None else events.BOOKING_UPDATED
-            log.info(
-                name,
-                reason=action.reason,
-                rooms=list(action.rooms),
-                owner=getattr(booking, "owner", None),
-                **ctx,
-            )
-        else:
-            log.info(_EVENTS[type(action)], reason=getattr(action, "reason", None), **ctx)
-    if plan.refusal is not None:
-        name = events.MEETING_REFUSED if plan.refusal.decline else events.MEETING_SKIPPED
-        log.info(name, code=plan.refusal.code, reason=plan.refusal.reason, **ctx)
+        _emit_applied(log, action, booking, ctx)
+    if plan.refusal is not None and plan.refusal.decline:
+        log.info(events.MEETING_REFUSED, code=plan.refusal.code, reason=plan.refusal.reason, **ctx)
+    elif plan.refusal is not None:
+        log.info(events.MEETING_SKIPPED, code=plan.refusal.code, reason=plan.refusal.reason, **ctx)
     if result.tms is not None and result.tms.refused:
         log.warning(events.BOOKING_REJECTED, reason=result.tms.refused, **ctx)
     if result.error and (result.transient or (result.rooms is not None and result.rooms.failed)):

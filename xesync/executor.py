@@ -173,7 +173,8 @@ class Executor:
             content_hash=plan.content_hash, request=request,
             state=TmsState.DEFECTIVE if saved.defective else TmsState.SAVED,
             info_text=saved.info_text, info_html=saved.info_html,
-            notified_hash=before.notified_hash if before is not None else None, last_error=None, updated_at=now,
+            notified_hash=before.notified_hash if before is not None else None,
+            last_error=None, updated_at=now,
         )  # fmt: skip
 
     def _refused(
