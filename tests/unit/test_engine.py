@@ -168,7 +168,7 @@ def test_an_organiser_outside_the_directory_can_be_booked_as_the_service_user(tm
     with capture_logs() as logs:
         kit.sync(OSLO)
     assert only_conference(kit).saved.owner_username == "LAB\\svc-tms"
-    assert next(e for e in logs if e["event"] == events.BOOKING_OWNER_FALLBACK)["uid"] == "M7"
+    assert next(e for e in logs if e["event"] == events.BOOKING_OWNER_DEFAULTED)["uid"] == "M7"
     assert kit.source.copy(OSLO, "M7").response is Response.ACCEPT
     kit.close()
 
