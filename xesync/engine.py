@@ -51,7 +51,7 @@ from xesync.executor import Executor
 from xesync.meetings import ItemRef, RoomItem
 from xesync.model import Booking, RoomSyncState, SyncRecord, TmsState
 from xesync.notify import Templates
-from xesync.ports import BookingSink, CalendarSource
+from xesync.ports import BookingSink, CalendarSource, LicencePreflight
 from xesync.reconcile import plan_tms
 from xesync.reconcile_rooms import mass_cancel_refusal, plan_room
 from xesync.store import Store
@@ -102,12 +102,14 @@ class Engine:
         dry_run: bool = False,
         max_workers: int = 4,
         audit: bool = True,
+        preflight: LicencePreflight | None = None,
     ) -> None:
         self.source, self.sink, self.store, self.directory = source, sink, store, directory
         self.rooms = {r.key.lower(): r for r in rooms}
         self.policy, self.templates, self.clock = policy, templates, clock
         self.dry_run = dry_run
         self.audit = audit
+        self.preflight = preflight
         self.max_workers = max(1, max_workers)
         self.executor = Executor(source, sink)
         self._uid_locks: dict[str, threading.Lock] = {}
@@ -115,14 +117,18 @@ class Engine:
 
     # -- passes ------------------------------------------------------------------------------------
 
-    def sync(self, rooms: Sequence[str] | None = None) -> SyncReport:
-        """One pass over ``rooms`` (default: every configured room), rooms in parallel."""
+    def sync(self, rooms: Sequence[str] | None = None, *, full: bool = False) -> SyncReport:
+        """One pass over ``rooms`` (default: every configured room), rooms in parallel.
+
+        :param full: read every room's whole calendar, not the changes since its sync state (the
+            nightly reconcile: anything missed by an incremental pass is found again).
+        """
         keys = [r.lower() for r in rooms] if rooms else list(self.rooms)
         report = SyncReport(run_id=uuid.uuid4().hex[:12])
         structlog.contextvars.bind_contextvars(run_id=report.run_id)
         log.info(events.SYNC_STARTED, rooms=len(keys), dry_run=self.dry_run)
         with ThreadPoolExecutor(max_workers=min(self.max_workers, max(1, len(keys)))) as pool:
-            report.rooms = list(pool.map(lambda k: self._room_safely(k, report.run_id), keys))
+            report.rooms = list(pool.map(lambda k: self._room_safely(k, report.run_id, full), keys))
         counts: dict[str, int] = {}
         for room in report.rooms:
             for meeting in room.meetings:
@@ -136,18 +142,18 @@ class Engine:
         )
         return report
 
-    def _room_safely(self, room: str, run_id: str) -> RoomReport:
+    def _room_safely(self, room: str, run_id: str, full: bool) -> RoomReport:
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
-            return self.sync_room(room, run_id=run_id)
+            return self.sync_room(room, run_id=run_id, full=full)
         except XesyncError as exc:
             # The room failed as a whole (mailbox refused, Exchange down): its state stays, others go on.
             # An expected failure, already explained by its message: no traceback in the journal.
             log.error(events.ROOM_FAILED, room=room, error=str(exc), error_type=type(exc).__name__)  # noqa: TRY400
             return RoomReport(room=room, ok=False, error=str(exc), held=True)
 
-    def sync_room(self, room: str, *, run_id: str = "manual") -> RoomReport:
-        """One pass over one room."""
+    def sync_room(self, room: str, *, run_id: str = "manual", full: bool = False) -> RoomReport:
+        """One pass over one room (``full``: its whole calendar)."""
         room = room.lower()
         if room not in self.rooms:
             names = ", ".join(self.rooms) or "none"
@@ -155,8 +161,9 @@ class Engine:
         now = self.clock()
         window = (now, now + self.policy.lookahead)
         state = self.store.room_state(room)
-        changes = self.source.changes(room, state.sync_state if state else None, window=window)
-        if changes.full and state is not None and state.sync_state:
+        stored = None if full or state is None else state.sync_state
+        changes = self.source.changes(room, stored, window=window)
+        if changes.full and stored:
             log.warning(events.EWS_SYNC_STATE_RESET, room=room)
         units = self._units(room, changes.items, changes.deleted, full=changes.full, now=now, window=window)
         report = RoomReport(room=room)
@@ -268,10 +275,12 @@ class Engine:
             self._write(run_id, facts, plan, result, now, audit_only=True)
             return result
         tms = self.executor.tms(plan, facts.booking, organiser=organiser, now=now)
-        booking = tms.booking
+        booking, note = self._predict(
+            facts, tms.booking, saved=any(isinstance(a, SaveBooking) for a, _ in tms.applied)
+        )
         room_actions = () if tms.failed else plan_room(
             facts, plan, booking, tms_error=tms.refused, policy=self.policy, templates=self.templates,
-            rooms=self.rooms,
+            rooms=self.rooms, licence_note=note,
         )  # fmt: skip
         ref = ItemRef(item.room, item.item_id, item.change_key) if item else None
         rooms = self.executor.room(room_actions, ref)
@@ -282,6 +291,23 @@ class Engine:
             return result  # nothing happened but a changekey bump: refreshed with the room's commit
         self._write(run_id, facts, plan, result, now)
         return result
+
+    def _predict(
+        self, facts: MeetingFacts, booking: Booking | None, *, saved: bool
+    ) -> tuple[Booking | None, str]:
+        """The licence pre-flight after a save: stored with the booking, a note for the organiser."""
+        if self.preflight is None or booking is None or not booking.live or not saved:
+            return booking, ""
+        prediction = self.preflight.predict(booking, facts.organiser)
+        if prediction.licence == "smp":
+            log.warning(
+                events.LICENCE_SMP_PREDICTED, room=facts.room, uid=facts.uid,
+                conference_id=booking.conference_id, organiser=booking.organiser, reason=prediction.reason,
+            )  # fmt: skip
+        booking = dataclasses.replace(
+            booking, predicted_licence=prediction.licence, predicted_reason=prediction.reason
+        )
+        return booking, prediction.note
 
     def _failed(
         self, run_id: str, facts: MeetingFacts, plan: TmsPlan, exc: TransientError, now: datetime

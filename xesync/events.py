@@ -48,6 +48,7 @@ OCCURRENCE_MOVED: Final = "occurrence.moved"
 # checks
 CMS_CALL_CHECKED: Final = "cms.call_checked"
 LICENCE_SMP_USED: Final = "licence.smp_used"
+LICENCE_SMP_PREDICTED: Final = "licence.smp_predicted"
 GUARD_MASS_CANCEL_REFUSED: Final = "guard.mass_cancel_refused"
 
 # outbound

@@ -200,6 +200,9 @@ class Booking:
     :param info_html: ``ConferenceInfoHtml`` as TMS last returned it.
     :param notified_hash: a hash of what the organiser was last told (details or a refusal), so
         that they are told once, and again only when it changes.
+    :param predicted_licence: the licence the call is expected to use, predicted at booking from the
+        directory and CMS (``pmp`` or ``smp``), ``None`` when it could not be predicted.
+    :param predicted_reason: why, in a sentence fit for ``xesync explain``.
     :param last_error: why TMS refused it, or why the last attempt failed.
     :param updated_at: when this row was written.
     """
@@ -223,6 +226,8 @@ class Booking:
     notified_hash: str | None = None
     last_error: str | None = None
     updated_at: datetime
+    predicted_licence: str | None = None
+    predicted_reason: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rooms", tuple(r.lower() for r in self.rooms))

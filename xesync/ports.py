@@ -15,11 +15,14 @@ sync state where it was, so the change comes again); :class:`~xesync.errors.Perm
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from xesync.cms_facts import CmsCall, CmsSpace, CmsUser, LicensingSnapshot, MeetingOnCms
+from xesync.directory import NotInDirectory, Person
 from xesync.meetings import ConferenceRequest, ItemRef, Mail, RoomChanges, RoomItem, SavedConference
+from xesync.model import Booking
 
 
 class CalendarSource(Protocol):
@@ -238,4 +241,30 @@ class CallMonitor(Protocol):
 
     def close(self) -> None:
         """Close every HTTP session."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LicencePrediction:
+    """The licence a booking's call is expected to use, predicted when it is booked.
+
+    :ivar licence: ``"pmp"`` or ``"smp"``; ``None`` when it could not be told (CMS not asked).
+    :ivar reason: why, in a sentence fit for ``xesync explain``.
+    :ivar note: a line for the organiser's confirmation (what to ask IT for), ``""`` for none.
+    """
+
+    licence: str | None
+    reason: str
+    note: str = ""
+
+
+class LicencePreflight(Protocol):
+    """Predicts, at booking time, which licence a booking's call will use (issue: licence proof)."""
+
+    def predict(self, booking: Booking, organiser: Person | NotInDirectory | None) -> LicencePrediction:
+        """Predict from the directory and CMS; never raises (an unreachable CMS gives ``licence=None``).
+
+        :param booking: the booking just saved in TMS.
+        :param organiser: the directory's answer for the organiser, ``None`` without a directory.
+        """
         ...

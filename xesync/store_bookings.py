@@ -32,7 +32,8 @@ T = TypeVar("T")
 
 BOOKING_COLUMNS: Final = (
     "uid, occurrence, external_key, conference_id, version, owner, organiser, rooms, subject, start_at, "
-    "end_at, content_hash, request, state, info_text, info_html, notified_hash, last_error, updated_at"
+    "end_at, content_hash, request, state, info_text, info_html, notified_hash, last_error, updated_at, "
+    "predicted_licence, predicted_reason"
 )
 """The ``booking`` columns, in the order of :func:`booking_row`."""
 
@@ -131,6 +132,7 @@ def booking_row(b: Booking) -> tuple[object, ...]:
         b.organiser, json.dumps(list(b.rooms)), b.subject, encode_ts(b.start), encode_ts(b.end),
         b.content_hash, None if b.request is None else request_to_json(b.request), b.state.value,
         b.info_text, b.info_html, b.notified_hash, b.last_error, encode_ts(b.updated_at),
+        b.predicted_licence, b.predicted_reason,
     )  # fmt: skip
 
 
@@ -156,6 +158,8 @@ def booking_from_row(row: sqlite3.Row) -> Booking:
         notified_hash=row["notified_hash"],
         last_error=row["last_error"],
         updated_at=decode_ts(row["updated_at"]),
+        predicted_licence=row["predicted_licence"],
+        predicted_reason=row["predicted_reason"],
     )
 
 

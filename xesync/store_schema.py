@@ -164,6 +164,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
                 notified_hash TEXT,
                 last_error TEXT,
                 updated_at TEXT NOT NULL,
+                predicted_licence TEXT,
+                predicted_reason TEXT,
                 PRIMARY KEY (uid, occurrence)
             )""",
             "CREATE UNIQUE INDEX booking_external_key ON booking (external_key, occurrence)",

@@ -14,6 +14,7 @@ from xesync.actions import Policy
 from xesync.config.model import UnknownOrganiser
 from xesync.meetings import Frequency, Recurrence, Response, external_key
 from xesync.model import AuditOutcome, BookingStatus, RoomResponse, RoomSyncState, TmsState
+from xesync.ports import LicencePrediction
 
 
 @pytest.fixture
@@ -401,3 +402,39 @@ def test_weekly_series_keeps_its_recurrence(kit):
     kit.sync(OSLO)
     assert isinstance(only_conference(kit).request.recurrence, Recurrence)
     assert ALICE.tms_username == only_conference(kit).saved.owner_username
+
+
+class SmpForBob:
+    """A pre-flight that predicts SMP+ for bob and PMP+ for everyone else."""
+
+    def predict(self, booking, organiser):
+        if booking.organiser.startswith("bob"):
+            return LicencePrediction(
+                "smp", "bob has no hasLicense profile on CMS", "Ask IT to add you to CMS-PMP."
+            )
+        return LicencePrediction("pmp", "in the PMP+ group, licensed on CMS")
+
+
+def test_the_licence_preflight_is_stored_and_an_smp_prediction_reaches_the_organiser(kit):
+    """A predicted SMP+ licence is stored with the booking, logged, and told the organiser on confirmation."""
+    kit.engine = kit.make_engine(preflight=SmpForBob())
+    kit.source.put(meeting("L2", organiser="bob@lab.example"))
+    kit.source.put(meeting("L3"))
+    with capture_logs() as logs:
+        kit.sync(OSLO)
+    assert kit.store.booking("L2").predicted_licence == "smp"
+    assert kit.store.booking("L3").predicted_licence == "pmp"
+    assert [e["uid"] for e in logs if e["event"] == events.LICENCE_SMP_PREDICTED] == ["L2"]
+    messages = {uid: message for _, uid, kind, message in kit.source.responses if kind == "accept"}
+    assert "Ask IT to add you to CMS-PMP." in messages["L2"]
+    assert "Ask IT" not in messages["L3"]
+
+
+def test_a_full_pass_finds_a_meeting_the_incremental_pass_missed(kit):
+    """The nightly full pass re-reads the calendar and books what no change event announced."""
+    kit.sync(OSLO)
+    kit.source.items.setdefault(OSLO, {})["lost"] = meeting("G1", item_id="lost")  # no change logged
+    kit.sync(OSLO)
+    assert kit.sink.conferences == {}
+    kit.engine.sync([OSLO], full=True)
+    assert len(kit.sink.conferences) == 1
