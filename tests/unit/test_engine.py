@@ -407,7 +407,7 @@ def test_weekly_series_keeps_its_recurrence(kit):
 class SmpForBob:
     """A pre-flight that predicts SMP+ for bob and PMP+ for everyone else."""
 
-    def predict(self, booking, organiser):
+    def predict(self, booking, _organiser):
         if booking.organiser.startswith("bob"):
             return LicencePrediction(
                 "smp", "bob has no hasLicense profile on CMS", "Ask IT to add you to CMS-PMP."
