@@ -107,7 +107,7 @@ def test_multiparty_licensing_shape(cms, api):
 def test_active_personal_licenses_empty(api):
     """With no calls, activePersonalLicenses is <activePersonalLicenses total="0"/>."""
     response = api.get("/system/multipartyLicensing/activePersonalLicenses")
-    assert response.content.endswith(b'<activePersonalLicenses total="0"/>')
+    assert response.content.endswith(b'<activePersonalLicenses total="0" />')
 
 
 def test_mp_license_usage_snapshots_follow_the_lab_clock(cms, api):

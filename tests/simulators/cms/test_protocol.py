@@ -65,7 +65,7 @@ def test_bad_api_version_is_invalid_version(cms):
         f"{cms.http.base_url}/api/v2/coSpaces", auth=("api", "lab-cms-secret"), timeout=10
     )
     assert response.status_code == 400
-    assert b"<invalidVersion/>" in response.content
+    assert b"<invalidVersion />" in response.content
 
 
 def test_unknown_id_is_404_does_not_exist(api):

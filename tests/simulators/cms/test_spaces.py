@@ -167,10 +167,14 @@ def test_space_filters(api):
 
 
 def test_meeting_entry_detail(api):
-    """/coSpaces/<id>/meetingEntryDetail shows uri and callId."""
+    """/coSpaces/<id>/meetingEntryDetail shows the space id, the URI with its domain and the callId."""
     space = api.create("/coSpaces", name="x", uri="entry", callId="31337")
     got = api.xml(f"/coSpaces/{space}/meetingEntryDetail")
-    assert (api.text(got, "uri"), api.text(got, "callId")) == ("entry", "31337")
+    assert (api.text(got, "coSpace"), api.text(got, "uri"), api.text(got, "callId")) == (
+        space,
+        "entry@video.lab.example",
+        "31337",
+    )
 
 
 def test_ldap_spaces_are_deleted_only_by_the_sync(api):

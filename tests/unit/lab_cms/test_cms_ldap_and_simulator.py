@@ -157,7 +157,7 @@ def test_control_api_through_the_lab_runtime():
         assert kinds["cms"] == ["failure"]
         lab.inject(service="cms", kind="failure", status=503, code="databaseNotReady", count=1)
         busy = requests.get(f"{cms['url']}/calls", auth=(cms["username"], cms["password"]), timeout=10)
-        assert (busy.status_code, b"<databaseNotReady/>" in busy.content) == (503, True)
+        assert (busy.status_code, b"<databaseNotReady />" in busy.content) == (503, True)
 
 
 def test_clock_set_back_restarts_uptime_and_snapshots():

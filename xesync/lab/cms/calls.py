@@ -41,7 +41,20 @@ CALL = Kind(
         Field("panePlacementSelfPaneMode", "enum", choices=("skip", "self", "blank"), since="2.7"),
     ),
     "callDoesNotExist",
+    documented_prefixes=("panePlacement",),
 )
+# What a call shows for a setting never written (cms-api.md §2.4 lists the fields; the values of an
+# untouched call are [unconfirmed]: off, no message, middle position, no duration).
+CALL_DEFAULTS = {
+    "recording": "false",
+    "streaming": "false",
+    "allowAllMuteSelf": "false",
+    "allowAllPresentationContribution": "false",
+    "joinAudioMuteOverride": "false",
+    "messageText": "",
+    "messagePosition": "middle",
+    "messageDuration": "0",
+}
 
 LEG = Kind(
     "callLegs",
@@ -223,7 +236,11 @@ def call_fields(state: CmsState, call: Call, *, in_list: bool) -> Fields:
             ("tenant", call.tenant),
         ]
     knobs = state.knobs
-    flags = {s.name: call.values.get(s.name) for s in CALL.fields[2:] if s.exists_in(knobs)}
+    flags = {
+        s.name: call.values.get(s.name, CALL_DEFAULTS.get(s.name))
+        for s in CALL.fields[2:]
+        if s.exists_in(knobs)
+    }
     if knobs.at_least("2.2"):
         flags["activeWhenEmpty"] = call.values.get("activeWhenEmpty", "true")
     return [
@@ -250,7 +267,7 @@ def leg_fields(state: CmsState, leg: CallLeg, *, in_list: bool) -> Fields:
     """A call leg; per-leg profile overrides appear under ``configuration``."""
     call = state.calls.get(leg.call)
     head: list[tuple[str, Value]] = [
-        ("name", leg.name or None),
+        ("name", leg.name),  # always present, empty for a leg without a name
         ("remoteParty", leg.remote_party),
         ("originalRemoteParty", leg.remote_party),
         ("call", leg.call),
@@ -266,7 +283,7 @@ def leg_fields(state: CmsState, leg: CallLeg, *, in_list: bool) -> Fields:
         ("type", "sip"),
         ("direction", leg.direction),
         ("canMove", True),
-        ("configuration", config or None),
+        ("configuration", config),  # always present, empty without per-leg overrides
         (
             "status",
             [

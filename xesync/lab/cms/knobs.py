@@ -73,6 +73,12 @@ class CmsKnobs:
     bulk_sync_pending_polls: int = 1
     max_bulk_range: int = 1000
     sync_on_start: bool = True
+    # spec: cms-api.md §1.4: a PUT on a missing accessMethod gave 400 + accessMethodDoesNotExist
+    # [third-party]; GET/DELETE of one are [unconfirmed] (404 is the documented rule for unknown ids).
+    missing_access_method_status: int = 400
+    # The SIP domain of a space's URI in meetingEntryDetail; "" = "video." + the fixture's domain.
+    # spec: cms-api.md §2.1: the shape of meetingEntryDetail beyond uri and callId is [unconfirmed].
+    uri_domain: str = ""
     ldap: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LDAP_SEED))
 
     def at_least(self, version: str) -> bool:

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 import structlog
 
 from xesync import events
-from xesync.lab.cms.spaces import LDAP_MEMBER_PERMISSIONS
+from xesync.lab.cms.spaces import LDAP_MEMBER_PERMISSIONS, free_call_id
 from xesync.lab.cms.state import CmsState, Obj, User, new_id, new_secret
 from xesync.lab.cms.wire import expand_mapping
 
@@ -390,9 +390,14 @@ def _personal_space(state: CmsState, user: User, record: Record) -> None:
         space.meta["ldap_user"] = user.id
         state.spaces[space.id] = space
         state.members[space.id] = {}
+    previous_call_id = space.values.get("callId")
     for key in ("name", "uri", "secondaryUri", "callId"):
         space.values.pop(key, None)
     space.values.update(wanted)
+    if not space.values.get("callId"):
+        # An LDAP-synced space always has a callId: CMS draws one when coSpaceCallIdMapping yields
+        # none, and keeps it across syncs (cms-api.md §2.7).
+        space.values["callId"] = previous_call_id or free_call_id(state)
     members = state.members.setdefault(space.id, {})
     member = next((m for m in members.values() if m.meta.get("auto")), None)
     if member is None:

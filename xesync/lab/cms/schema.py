@@ -67,6 +67,9 @@ class Kind:
     usage_filter: bool = False
     tenant_filter: bool = False
     all_in_list: bool = True
+    # Families of parameters the documentation names only as a pattern (cms-api.md §2.4
+    # "panePlacement*"): one the simulator does not model is refused, never silently dropped.
+    documented_prefixes: tuple[str, ...] = ()
 
     def field(self, name: str) -> Field | None:
         """A field by its (case-sensitive) wire name."""
@@ -294,6 +297,7 @@ COSPACE = Kind(
     "coSpaceDoesNotExist",
     filter_fields=("name", "uri", "secondaryUri", "callId"),
     tenant_filter=True,
+    documented_prefixes=("panePlacement",),
 )
 
 COSPACE_USER = Kind(
@@ -337,6 +341,9 @@ def coerce_params(
     out: dict[str, str | None] = {}
     for name, raw in form.items():
         spec = kind.field(name)
+        if spec is None and name.startswith(kind.documented_prefixes or ("\0",)):
+            # A documented parameter the lab does not model: "unsupported" is the lab's own word.
+            raise parameter_error(name, "unsupported")
         if spec is None or not spec.exists_in(knobs) or (not spec.writable and not creating):
             if knobs.unknown_parameters == "reject":
                 raise parameter_error(name, "unrecognised")

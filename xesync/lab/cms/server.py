@@ -21,7 +21,7 @@ import structlog
 
 from xesync.lab.base import ControlError
 from xesync.lab.clock import LabClock
-from xesync.lab.cms import calls, config_api, spaces, syncs, system
+from xesync.lab.cms import access, calls, config_api, spaces, syncs, system
 from xesync.lab.cms.control import control
 from xesync.lab.cms.knobs import CmsKnobs, parse_knobs
 from xesync.lab.cms.routing import Req, Route, Router
@@ -57,7 +57,14 @@ class CmsSimulator:
         self.directory = directory
         self._fixture_knobs = parse_knobs(fixture.cms)
         self.router = Router(
-            [*config_api.routes(), *spaces.routes(), *calls.routes(), *system.routes(), *syncs.routes()]
+            [
+                *config_api.routes(),
+                *spaces.routes(),
+                *access.routes(),
+                *calls.routes(),
+                *system.routes(),
+                *syncs.routes(),
+            ]
         )
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
@@ -75,6 +82,7 @@ class CmsSimulator:
         state = CmsState(
             replace(self._fixture_knobs, page_caps=dict(self._fixture_knobs.page_caps)), self.clock
         )
+        state.domain = self.fixture.domain
         with state.lock:
             seed(state, self.fixture.domain, self.directory)
         if self.directory is not None and state.knobs.sync_on_start:

@@ -152,6 +152,8 @@ class CmsState:
         self.last_ldap_sync: dict[str, Any] | None = None
         # The ldapSync worker of this state (set by xesync.lab.cms.syncs on first use).
         self.ldap_runner: Any = None
+        # The fixture's mail domain (URIs in meetingEntryDetail default to video.<domain>).
+        self.domain = "lab.example"
 
     def now(self) -> datetime:
         """The lab time."""

@@ -47,9 +47,18 @@ def parameter_error(parameter: str, error: str = "invalidValue") -> CmsFailure:
     return CmsFailure(400, "parameterError", parameter=parameter, error=error)
 
 
+_EMPTY_TAG = re.compile(rb"<([^<>]*[^<> ])/>")
+
+
 def xml_doc(root: etree._Element, status: int = 200) -> LabResponse:
-    """A ``text/xml`` response beginning ``<?xml version="1.0"?>``."""
-    return LabResponse(status=status, body=XML_HEAD + etree.tostring(root), content_type="text/xml")
+    """A ``text/xml`` response beginning ``<?xml version="1.0"?>``.
+
+    Empty elements are written with a space before the slash, as CMS writes them
+    (``<coSpaceDoesNotExist />``, cms-api.md §1.4); clients that match an error's text depend on it.
+    ``/>`` occurs only in tags: text escapes ``>``.
+    """
+    body = _EMPTY_TAG.sub(rb"<\1 />", etree.tostring(root))
+    return LabResponse(status=status, body=XML_HEAD + body, content_type="text/xml")
 
 
 def render_value(value: Value) -> str:
@@ -70,7 +79,7 @@ def add_fields(parent: etree._Element, items: Fields) -> None:
         if isinstance(value, list | tuple):
             add_fields(child, value)
         else:
-            child.text = render_value(value)
+            child.text = render_value(value) or None  # "" is an empty element, <tag />
 
 
 def object_doc(tag: str, obj_id: str | None, items: Fields) -> LabResponse:
