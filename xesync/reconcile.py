@@ -27,6 +27,7 @@ Decisions and their reasons
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -393,6 +394,14 @@ def _tms_actions(  # noqa: PLR0911 - the decision table reads best as early retu
         if booking.content_hash == chash and booking.rooms == members:
             return ()  # refused as it is; nothing changed since
         return (SaveBooking(uid=uid, request=request, rooms=members, reason="changed after a refusal"),)
+    if booking.request is not None and booking.request.recurrence is not None and request.recurrence is None:
+        # A series became a single meeting: TMS keeps a series saved without a pattern (the lab
+        # does so too), so the series goes and the single meeting is booked anew under the same key.
+        fresh = dataclasses.replace(request, conference_id=None, version=None)
+        return (
+            DeleteBooking(uid=uid, external_key=booking.external_key, reason="the series became one meeting"),
+            SaveBooking(uid=uid, request=fresh, rooms=members, reason="the series became one meeting"),
+        )
     now_ref = request.start - timedelta(microseconds=1)
     want, have = _exceptions(request, now_ref), _exceptions(booking.request, now_ref)
     rolling_due = recheck_at is not None and recheck_due

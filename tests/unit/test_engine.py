@@ -438,3 +438,17 @@ def test_a_full_pass_finds_a_meeting_the_incremental_pass_missed(kit):
     assert kit.sink.conferences == {}
     kit.engine.sync([OSLO], full=True)
     assert len(kit.sink.conferences) == 1
+
+
+def test_a_series_that_becomes_one_meeting_is_rebooked_under_the_same_key(kit):
+    """A series turned into a single meeting is deleted in TMS and booked anew; one conference remains."""
+    kit.source.put(weekly("S3"))
+    kit.sync(OSLO)
+    copy = kit.source.copy(OSLO, "S3")
+    kit.source.put(dataclasses.replace(copy, recurrence=None, occurrences=()))
+    kit.sync(OSLO)
+    conf = only_conference(kit)
+    assert conf.request.recurrence is None
+    assert kit.sink.calls["delete"] == 1
+    assert kit.store.booking("S3").state is TmsState.SAVED
+    assert kit.store.booking("S3").conference_id == conf.saved.conference_id
