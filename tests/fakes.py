@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from xesync.directory import NotInDirectory, Person
 from xesync.errors import (
@@ -23,6 +23,7 @@ from xesync.errors import (
 )
 from xesync.meetings import (
     ConferenceRequest,
+    Frequency,
     ItemRef,
     Mail,
     OccurrenceChange,
@@ -177,6 +178,8 @@ class FakeBookingSink:
         clash = set(request.system_ids) & self.busy
         if clash and self.strict:
             raise TmsConflictError("SYSTEM_ALREADY_BOOKED", f"system {min(clash)} is already booked", "Save")
+        candidate = FakeConference(saved=None, request=request)  # type: ignore[arg-type]
+        self._refuse_overlap(request.external_key, set(request.system_ids), _slots(candidate))
         cid = existing.saved.conference_id if existing else next(self._ids)
         owner = request.owner.username if request.owner and request.owner.username else self.service_user
         saved = SavedConference(
@@ -188,6 +191,19 @@ class FakeBookingSink:
         )  # fmt: skip
         self.conferences[request.external_key] = FakeConference(saved=saved, request=request)
         return saved
+
+    def _refuse_overlap(
+        self, key: str, systems: set[int], slots: list[tuple[datetime, datetime, datetime]]
+    ) -> None:
+        """Strict mode: a system booked by another conference in an overlapping slot refuses the save."""
+        if not self.strict:
+            return
+        for other_key, other in self.conferences.items():
+            if other_key == key or not systems & set(other.request.system_ids):
+                continue
+            for _, start, end in _slots(other):
+                if any(start < e and s < end for _, s, e in slots):
+                    raise TmsConflictError("SYSTEM_ALREADY_BOOKED", f"booked by {other_key}", "Save")
 
     def find(self, external_key: str) -> SavedConference | None:
         self.calls["find"] += 1
@@ -201,13 +217,14 @@ class FakeBookingSink:
         self.calls["save_occurrence"] += 1
         self._check()
         found = self.conferences.get(external_key)
-        if found is None:
+        if found is None or recurrence_id not in {rid for rid, _, _ in _slots(found)}:
             raise TmsNotFoundError(
-                "MEETINGNOTFOUND", "no such conference", "SaveConferenceRecInstanceWithMode"
+                "MEETINGNOTFOUND", "no such occurrence", "SaveConferenceRecInstanceWithMode"
             )
+        self._refuse_overlap(external_key, set(found.request.system_ids), [(recurrence_id, start, end)])
         found.moved[recurrence_id] = (start, end)
         found.saved = dataclasses.replace(found.saved, version=next(self._versions))
-        return found.saved
+        return dataclasses.replace(found.saved, start=start, end=end)
 
     def delete(self, external_key: str) -> bool:
         self.calls["delete"] += 1
@@ -218,7 +235,7 @@ class FakeBookingSink:
         self.calls["delete_occurrence"] += 1
         self._check()
         found = self.conferences.get(external_key)
-        if found is None:
+        if found is None or recurrence_id not in {rid for rid, _, _ in _slots(found)}:
             return False
         found.deleted_occurrences.add(recurrence_id)
         return True
@@ -240,6 +257,36 @@ class FakeBookingSink:
         out.update(found.moved)
         out.update(dict.fromkeys(found.deleted_occurrences))
         return out
+
+
+def _slots(conference: FakeConference) -> list[tuple[datetime, datetime, datetime]]:
+    """Every occurrence the conference holds: (recurrence id, start, end), exceptions applied."""
+    request = conference.request
+    duration = request.end - request.start
+    rec = request.recurrence
+    if rec is None:
+        return [(request.start, request.start, request.end)]
+    count = request.occurrence_limit or rec.count or 100
+    step = {
+        Frequency.DAILY: timedelta(days=rec.interval),
+        Frequency.WEEKLY: timedelta(weeks=rec.interval),
+    }.get(rec.frequency, timedelta(weeks=4 * rec.interval))  # monthly: near enough for a fake
+    starts = [request.start + i * step for i in range(count)]
+    if rec.end_date is not None:
+        starts = [s for s in starts if s.date() <= rec.end_date]
+    changes = {e.recurrence_id: e for e in request.exceptions}
+    out = []
+    for rid in starts:
+        change = changes.get(rid)
+        if rid in conference.deleted_occurrences or (change is not None and change.cancelled):
+            continue
+        if rid in conference.moved:
+            out.append((rid, *conference.moved[rid]))
+        elif change is not None and change.start is not None and change.end is not None:
+            out.append((rid, change.start, change.end))
+        else:
+            out.append((rid, rid, rid + duration))
+    return out
 
 
 def _slot(change: OccurrenceChange) -> tuple[datetime, datetime] | None:

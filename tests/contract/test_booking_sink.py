@@ -11,9 +11,10 @@ Nothing here may assume TMS beyond the port's own docstrings; wire checks live i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from fakes import FakeBookingSink
 
 from xesync.adapters.tms import TmsBookingSink
 from xesync.config.model import Config
@@ -264,3 +265,29 @@ class TestTmsBookingSink(BookingSinkContract):
     def now(self, lab: Lab) -> datetime:
         """The lab's clock."""
         return lab.clock.now()
+
+
+class TestFakeBookingSink(BookingSinkContract):
+    """The same contract against the in-memory fake the engine tests use, so the fake stays honest."""
+
+    @pytest.fixture
+    def sink(self) -> FakeBookingSink:
+        """A fresh fake TMS."""
+        return FakeBookingSink()
+
+    @pytest.fixture
+    def rooms(self) -> tuple[int, ...]:
+        """Two system ids."""
+        return (11, 12)
+
+    @pytest.fixture
+    def owner(self) -> Owner:
+        """Any owner: the fake takes the name as given."""
+        return Owner(
+            username="LAB\\alice", first_name="Alice", last_name="Example", email="alice@lab.example"
+        )
+
+    @pytest.fixture
+    def now(self) -> datetime:
+        """A fixed now."""
+        return datetime(2026, 12, 1, 8, tzinfo=UTC)

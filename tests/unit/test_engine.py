@@ -206,7 +206,7 @@ def test_exchange_down_fails_the_room_and_keeps_its_state(kit):
 def test_the_fuse_refuses_to_cancel_a_room_that_suddenly_returns_nothing(kit):
     """A full sync with no meetings for a room with future bookings cancels nothing until forced."""
     for n in range(3):
-        kit.source.put(meeting(f"F{n}"))
+        kit.source.put(meeting(f"F{n}", start=NOW + timedelta(days=n + 1)))
     kit.sync(OSLO)
     kit.source.items[OSLO].clear()  # Exchange suddenly returns nothing, without delete events
     with kit.store.transaction() as tx:
@@ -419,7 +419,7 @@ def test_the_licence_preflight_is_stored_and_an_smp_prediction_reaches_the_organ
     """A predicted SMP+ licence is stored with the booking, logged, and told the organiser on confirmation."""
     kit.engine = kit.make_engine(preflight=SmpForBob())
     kit.source.put(meeting("L2", organiser="bob@lab.example"))
-    kit.source.put(meeting("L3"))
+    kit.source.put(meeting("L3", start=NOW + timedelta(days=2)))
     with capture_logs() as logs:
         kit.sync(OSLO)
     assert kit.store.booking("L2").predicted_licence == "smp"
