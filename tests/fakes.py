@@ -115,14 +115,21 @@ class FakeCalendarSource:
         item = self.put(dataclasses.replace(self._current(ref), body=body, body_is_html=html))
         return ItemRef(ref.room, ref.item_id, item.change_key)
 
+    def _fresh(self, ref: ItemRef) -> RoomItem:
+        # Accept and decline need the current changekey (ews.md §1.10); the body write auto-resolves.
+        item = self._current(ref)
+        if item.change_key != ref.change_key:
+            raise ExchangeItemError(ref.room, ref.item_id, "ErrorIrresolvableConflict")
+        return item
+
     def accept(self, ref: ItemRef, message: str = "") -> None:
         self.calls["accept"] += 1
-        item = self.put(dataclasses.replace(self._current(ref), response=Response.ACCEPT))
+        item = self.put(dataclasses.replace(self._fresh(ref), response=Response.ACCEPT))
         self.responses.append((ref.room, item.uid, "accept", message))
 
     def decline(self, ref: ItemRef, message: str) -> None:
         self.calls["decline"] += 1
-        item = self._current(ref)
+        item = self._fresh(ref)
         self.responses.append((ref.room, item.uid, "decline", message))
         self.remove(ref.room, ref.item_id)  # ews.md §1.10: a decline removes the room's copy
 
