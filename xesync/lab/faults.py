@@ -9,7 +9,8 @@ or CMS path prefix) and how many requests it hits. The HTTP core applies the gen
 from __future__ import annotations
 
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,17 +126,47 @@ class FaultBook:
             return [f.as_dict() for f in self._faults]
 
 
+LOG_LIMIT = 100_000  # the timestamped log keeps this many requests (oldest dropped first)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One request as it reached a simulator.
+
+    :ivar at: ``time.monotonic()`` when it arrived: real seconds, not the lab clock, because a
+        client's back-off (``Retry-After``, ``BackOffMilliseconds``) is measured in real time.
+    :ivar faults: the injected faults it met (their control-API form), in order.
+    """
+
+    at: float
+    service: str
+    operation: str
+    faults: tuple[dict[str, Any], ...] = ()
+
+
 class RequestCounter:
-    """Counts requests per service and operation, and per mailbox where a simulator knows one."""
+    """Counts requests per service and operation, and per mailbox where a simulator knows one.
+
+    It also keeps a timestamped log (:meth:`timeline`), so that a test can check from the server's
+    side that no request reached a throttled service inside the back-off it was told.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ops: dict[str, Counter[str]] = {}
         self._mailboxes: dict[str, dict[str, Counter[str]]] = {}
+        self._log: deque[LoggedRequest] = deque(maxlen=LOG_LIMIT)
 
-    def record(self, service: str, operation: str, mailbox: str | None = None) -> None:
-        """Count one request."""
+    def record(
+        self,
+        service: str,
+        operation: str,
+        mailbox: str | None = None,
+        faults: tuple[dict[str, Any], ...] = (),
+    ) -> None:
+        """Count one request (and log it with the time it arrived and the faults it met)."""
         with self._lock:
+            self._log.append(LoggedRequest(time.monotonic(), service, operation, faults))
             self._ops.setdefault(service, Counter())[operation] += 1
             if mailbox:
                 per = self._mailboxes.setdefault(service, {})
@@ -159,8 +190,14 @@ class RequestCounter:
         with self._lock:
             return self._ops.get(service, Counter())[operation]
 
+    def timeline(self, service: str | None = None) -> list[LoggedRequest]:
+        """The logged requests since the last reset (of one service, if given), oldest first."""
+        with self._lock:
+            return [r for r in self._log if service is None or r.service == service]
+
     def reset(self) -> None:
         """Forget every count."""
         with self._lock:
+            self._log.clear()
             self._ops.clear()
             self._mailboxes.clear()

@@ -231,8 +231,9 @@ class LabHTTPServer:
         except Exception:  # a simulator bug must not take the server down
             log.exception(events.LAB_HANDLER_FAILED, service=self.service.name, stage="classify")
             info = RequestInfo("unknown")
-        self.counter.record(self.service.name, info.operation, info.mailbox)
         hits = self.faults.take(self.service.name, info.operation)
+        met = tuple(f.as_dict() for f in hits)
+        self.counter.record(self.service.name, info.operation, info.mailbox, met)
         specific: list[Fault] = []
         for fault in hits:
             if fault.kind == "latency":
