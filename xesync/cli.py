@@ -121,5 +121,26 @@ def lab_serve(  # noqa: PLR0917 - click passes one parameter per option
     )
 
 
+@app.command("demo")
+@click.pass_obj
+@catch_errors
+def demo(obj: AppContext) -> None:
+    """Run the whole job on the built-in lab and print one table (needs no configuration).
+
+    Outlook users book through exchangelib; xesync books TMS, answers the rooms and checks the
+    licence each call used on CMS. Progress goes to stderr (add -v for the logs); exit 1 when a
+    meeting does not get its expected verdict.
+
+    \b
+    Example:
+        xesync demo
+        make demo
+    """
+    # Here, not in a module of its own: cli.py is the one core module whose commands may load the lab.
+    from xesync.lab.demo_table import command  # noqa: PLC0415
+
+    command(verbose=obj.verbose)
+
+
 app.add_command(sync_command)
 app.add_command(plan_command)
