@@ -37,9 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from xesync import events
 from xesync.actions import (
     DeleteBooking,
-    DeleteOccurrence,
     MeetingFacts,
-    MoveOccurrence,
     Policy,
     Refuse,
     RoomInfo,
@@ -48,17 +46,17 @@ from xesync.actions import (
     TmsPlan,
     Warn,
 )
-from xesync.config.model import PrivateMeetings, SeriesBeyondLimits, UnknownOrganiser
+from xesync.config.model import PrivateMeetings, UnknownOrganiser
 from xesync.directory import NotInDirectory, Person
 from xesync.meetings import (
     ConferenceRequest,
     Frequency,
-    OccurrenceChange,
     Owner,
     RoomItem,
     external_key,
 )
 from xesync.model import Booking, BookingStatus, TmsState
+from xesync.reconcile_series import exceptions_after, occurrence_actions, series_request
 
 TITLE_LIMIT = 255  # TMS Title (L7)
 # Rooms whose record says they take part in the conference (FAILED: the last try failed, retry).
@@ -305,76 +303,7 @@ def _request(
     }
     if item.recurrence is None:
         return ConferenceRequest(start=item.start, end=item.end, **common), None, None  # type: ignore[arg-type]
-    return _series_request(item, common, policy, now)
-
-
-def _series_request(
-    item: RoomItem, common: Mapping[str, object], policy: Policy, now: datetime
-) -> tuple[ConferenceRequest | None, datetime | None, Refuse | None]:
-    rec = item.recurrence
-    if rec is None:  # pragma: no cover - the caller sends series only
-        msg = "a series request needs a recurrence"
-        raise ValueError(msg)
-    window_end = now + min(policy.lookahead, policy.booking_window)
-    moved = {o.recurrence_id: o for o in item.occurrences if o.moved}
-    ids = sorted(
-        {o.recurrence_id for o in item.occurrences if o.end > now}
-        | {d for d in item.deleted_occurrences if d > now}
-    )
-    if not ids:
-        return (
-            None,
-            None,
-            Refuse(uid=item.uid, code="past", reason="every occurrence has ended", decline=False),
-        )
-    if ids[0] > now + policy.booking_window:
-        return None, None, Refuse(
-            uid=item.uid, code="beyond_window", decline=False, recheck_at=ids[0] - policy.booking_window,
-            reason="the series starts beyond TMS's booking window; booked when it enters",
-        )  # fmt: skip
-    inside = [i for i in ids if i <= window_end]
-    last = max((o.recurrence_id for o in item.occurrences), default=ids[-1])
-    complete = rec.has_end and last <= window_end and len(inside) == len(ids)
-    recheck_at: datetime | None = None
-    if not complete or len(inside) > policy.max_occurrences:
-        if policy.series_beyond_limits is SeriesBeyondLimits.DECLINE:
-            why = (
-                "the series has no end date"
-                if not rec.has_end
-                else "the series has more occurrences than TMS allows"
-            )
-            return None, None, Refuse(
-                uid=item.uid, code="series_limit",
-                reason=f"{why} (TMS books at most {policy.max_occurrences}); give it an end date",
-            )  # fmt: skip
-        inside = inside[: policy.max_occurrences]
-        recheck_at = now + policy.rolling_recheck
-    duration = item.end - item.start
-    anchor = inside[0]
-    exceptions = tuple(
-        OccurrenceChange(recurrence_id=i, start=moved[i].start, end=moved[i].end)
-        if i in moved
-        else OccurrenceChange(recurrence_id=i)
-        for i in inside
-        if i in moved or i in item.deleted_occurrences
-    )
-    request = ConferenceRequest(
-        start=anchor, end=anchor + duration, recurrence=rec, occurrence_limit=len(inside),
-        exceptions=exceptions, **common,  # type: ignore[arg-type]
-    )  # fmt: skip
-    return request, recheck_at, None
-
-
-def _exceptions(
-    request: ConferenceRequest | None, now: datetime
-) -> dict[datetime, tuple[datetime, datetime] | None]:
-    if request is None:
-        return {}
-    return {
-        e.recurrence_id: None if e.start is None or e.end is None else (e.start, e.end)
-        for e in request.exceptions
-        if e.recurrence_id > now
-    }
+    return series_request(item, common, policy, now)
 
 
 def _tms_actions(  # noqa: PLR0911 - the decision table reads best as early returns
@@ -403,7 +332,7 @@ def _tms_actions(  # noqa: PLR0911 - the decision table reads best as early retu
             SaveBooking(uid=uid, request=fresh, rooms=members, reason="the series became one meeting"),
         )
     now_ref = request.start - timedelta(microseconds=1)
-    want, have = _exceptions(request, now_ref), _exceptions(booking.request, now_ref)
+    want, have = exceptions_after(request, now_ref), exceptions_after(booking.request, now_ref)
     rolling_due = recheck_at is not None and recheck_due
     if booking.content_hash != chash or booking.rooms != members or rolling_due or booking.request is None:
         why = "rooms changed" if booking.rooms != members else "meeting changed"
@@ -417,29 +346,4 @@ def _tms_actions(  # noqa: PLR0911 - the decision table reads best as early retu
         )
     if want == have:
         return ()
-    if any(rid not in want for rid in have) or any(
-        have.get(rid) is not None and want[rid] is None for rid in want if rid in have
-    ):
-        # An exception was undone (or a moved occurrence cancelled): only a whole save says that.
-        return (SaveBooking(uid=uid, request=request, rooms=members, reason="series exceptions changed"),)
-    out: list[TmsAction] = []
-    key = request.external_key
-    for rid, slot in sorted(want.items()):
-        if rid in have and have[rid] == slot:
-            continue
-        if slot is None:
-            out.append(
-                DeleteOccurrence(uid=uid, external_key=key, recurrence_id=rid, reason="occurrence cancelled")
-            )
-        else:
-            out.append(
-                MoveOccurrence(
-                    uid=uid,
-                    external_key=key,
-                    recurrence_id=rid,
-                    start=slot[0],
-                    end=slot[1],
-                    reason="occurrence moved",
-                )
-            )
-    return tuple(out)
+    return occurrence_actions(uid, request, members=members, want=want, have=have)

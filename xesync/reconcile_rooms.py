@@ -133,7 +133,10 @@ def mass_cancel_refusal(
         for r in records
         if r.end > now and r.status in (BookingStatus.BOOKED, BookingStatus.DEFECTIVE, BookingStatus.PENDING)
     ]
-    cancelling = sum(1 for p in plans if p.cancelled and p.actions)
+    # Count only what this room's future bookings lose; a cancellation of something already past,
+    # declined or never booked here takes nothing away.
+    future_uids = {r.uid for r in future}
+    cancelling = sum(1 for p in plans if p.cancelled and p.actions and p.uid in future_uids)
     if full_sync and items_seen == 0 and future:
         return (
             f"Exchange returned no meetings for room {room}, which has {len(future)} future booking(s); "
