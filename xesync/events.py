@@ -49,6 +49,10 @@ OCCURRENCE_MOVED: Final = "occurrence.moved"
 CMS_CALL_CHECKED: Final = "cms.call_checked"
 LICENCE_SMP_USED: Final = "licence.smp_used"
 LICENCE_SMP_PREDICTED: Final = "licence.smp_predicted"
+LICENCE_PREDICTION_FAILED: Final = "licence.prediction_failed"
+CMS_OWNER_SET: Final = "cms.owner_set"
+CMS_OWNER_CLEARED: Final = "cms.owner_cleared"
+CMS_OWNER_FIXUP_FAILED: Final = "cms.owner_fixup_failed"
 GUARD_MASS_CANCEL_REFUSED: Final = "guard.mass_cancel_refused"
 
 # outbound

@@ -261,20 +261,42 @@ class RoomSyncState:
         _normalise(self, "updated_at")
 
 
+class CheckStage(StrEnum):
+    """When in a sitting's life a licence check ran (see :mod:`xesync.licence_service`)."""
+
+    BEFORE_START = "before_start"  # ``cms.check_lead`` before the start: find the space early (fix-up)
+    AT_START = "at_start"  # a minute after the start: the verdict
+    RETRY = "retry"  # again after an ``unverifiable`` verdict, while the sitting runs
+    MANUAL = "manual"  # ``xesync verify --meeting``
+    MISSED = "missed"  # the sitting ended before any check could run (xesync was not running)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LicenceCheck:
     """One Cisco Meeting Server check of the licence a meeting's call ran on.
 
-    :param room: the room key.
+    One per check of a *sitting*: a single meeting, or one occurrence of a series.
+
+    :param room: the meeting's first room key (``rooms[0]``).
     :param uid: the meeting's Exchange UID.
-    :param occurrence: the recurrence id (UTC), or ``None``.
+    :param occurrence: the recurrence id (UTC) of the sitting, or ``None`` for a single meeting.
     :param conference_id: the TMS ``ConferenceId`` the call belongs to.
     :param call_id: the CMS ``/calls/<id>`` the check looked at, if a call was found.
     :param cospace_id: the CMS ``/coSpaces/<id>`` the call ran in, if known.
-    :param owner_jid: the space owner's JID (``ownerJid``), if known.
+    :param owner_jid: the space's owner as found (``ownerJid``, else ``ownerAdGuid``), if any.
     :param verdict: what the check found.
     :param reason: a short, loggable explanation of the verdict.
     :param checked_at: when the check ran.
+    :param organiser: the meeting organiser's address.
+    :param rooms: every room key the booking holds.
+    :param subject: the title as booked in TMS.
+    :param start: the sitting's start (UTC), if known.
+    :param end: the sitting's end (UTC), if known.
+    :param stage: when in the sitting's life the check ran.
+    :param fixup_in_time: whether xesync's owner fix-up landed before the call started (``None``:
+        no fix-up, or the call's start is unknown).
+    :param matched_by: how the space was recognised (``uri``, ``call_id``, ``title``), if it was.
+    :param calls_on_licence: the organiser's personal-licence calls at the check, if read.
     """
 
     room: str
@@ -287,9 +309,19 @@ class LicenceCheck:
     verdict: LicenceVerdict
     reason: str
     checked_at: datetime
+    organiser: str = ""
+    rooms: tuple[str, ...] = ()
+    subject: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    stage: CheckStage = CheckStage.AT_START
+    fixup_in_time: bool | None = None
+    matched_by: str | None = None
+    calls_on_licence: int | None = None
 
     def __post_init__(self) -> None:
-        _normalise(self, "occurrence", "checked_at")
+        object.__setattr__(self, "rooms", tuple(r.lower() for r in self.rooms))
+        _normalise(self, "occurrence", "checked_at", "start", "end")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

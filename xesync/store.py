@@ -80,6 +80,7 @@ __all__ = [
 log = structlog.get_logger("xesync.store")
 T = TypeVar("T")
 RECORD_COLUMN_COUNT: Final = len(RECORD_COLUMNS.split(", "))
+LICENCE_COLUMN_COUNT: Final = len(LICENCE_COLUMNS.split(", "))
 
 DIR_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
@@ -217,7 +218,7 @@ class Transaction(BookingQueries):
     def add_licence_check(self, check: LicenceCheck) -> int:
         """Append the result of one Cisco Meeting Server licence check; return its id."""
         cur = self._c().execute(
-            f"INSERT INTO licence_check ({LICENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608 - constants only
+            f"INSERT INTO licence_check ({LICENCE_COLUMNS}) VALUES ({', '.join('?' * LICENCE_COLUMN_COUNT)})",  # noqa: S608 - constants only
             licence_check_row(check),
         )
         return _rowid(cur)
@@ -443,6 +444,23 @@ class Store(BookingQueries):
         """Return the newest licence check of one meeting or occurrence, or ``None`` if never checked."""
         checks = self.licence_checks(room, uid, occurrence, limit=1)
         return checks[0] if checks else None
+
+    def licence_history(self, *, uid: str | None = None, since: datetime | None = None) -> list[LicenceCheck]:
+        """Return the licence checks of one meeting (every occurrence and room) and/or since a time,
+        oldest first (for ``xesync explain``, ``xesync report`` and the checker's schedule)."""
+        where, params = [], []
+        if uid is not None:
+            where.append("uid = ?")
+            params.append(uid)
+        if since is not None:
+            where.append("checked_at >= ?")
+            params.append(encode_ts(since))
+        sql = f"SELECT {LICENCE_COLUMNS} FROM licence_check"  # noqa: S608 - constants only
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            rows = self._connection().execute(sql + " ORDER BY id", params).fetchall()
+        return [licence_check_from_row(row) for row in rows]
 
 
 def _check_limit(limit: int) -> None:

@@ -21,6 +21,7 @@ from xesync.model import (
     AuditEntry,
     AuditOutcome,
     BookingStatus,
+    CheckStage,
     LicenceCheck,
     LicenceVerdict,
     RoomResponse,
@@ -182,6 +183,19 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "UPDATE licence_check SET verdict = 'owner_mismatch' WHERE verdict = 'wrong_owner'",
             "UPDATE licence_check SET verdict = 'call_not_found' WHERE verdict = 'no_call'",
             "UPDATE licence_check SET verdict = 'unverifiable' WHERE verdict = 'unknown'",
+            # The licence proof's verdicts carry the meeting with them (issue 11), so that `report`
+            # and `explain` read one table, and a booking edited later does not rewrite history.
+            "ALTER TABLE licence_check ADD COLUMN organiser TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE licence_check ADD COLUMN rooms TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE licence_check ADD COLUMN subject TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE licence_check ADD COLUMN start_at TEXT",
+            "ALTER TABLE licence_check ADD COLUMN end_at TEXT",
+            "ALTER TABLE licence_check ADD COLUMN stage TEXT NOT NULL DEFAULT 'at_start'",
+            "ALTER TABLE licence_check ADD COLUMN fixup_in_time INTEGER",
+            "ALTER TABLE licence_check ADD COLUMN matched_by TEXT",
+            "ALTER TABLE licence_check ADD COLUMN calls_on_licence INTEGER",
+            "CREATE INDEX licence_check_uid ON licence_check (uid, occurrence, id)",
+            "CREATE INDEX licence_check_time ON licence_check (checked_at)",
         ),
     ),
 )
@@ -197,7 +211,8 @@ RECORD_COLUMNS: Final = (
 AUDIT_COLUMNS: Final = "at, run_id, room, uid, occurrence, action, outcome, reason, details"
 """The ``audit`` columns but ``id``, in the order of :func:`audit_row`."""
 LICENCE_COLUMNS: Final = (
-    "room, uid, occurrence, conference_id, call_id, cospace_id, owner_jid, verdict, reason, checked_at"
+    "room, uid, occurrence, conference_id, call_id, cospace_id, owner_jid, verdict, reason, checked_at, "
+    "organiser, rooms, subject, start_at, end_at, stage, fixup_in_time, matched_by, calls_on_licence"
 )
 """The ``licence_check`` columns but ``id``, in the order of :func:`licence_check_row`."""
 
@@ -304,7 +319,11 @@ def licence_check_row(check: LicenceCheck) -> tuple[object, ...]:
     return (
         check.room, check.uid, encode_occurrence(check.occurrence), check.conference_id, check.call_id,
         check.cospace_id, check.owner_jid, check.verdict.value, check.reason,
-        encode_ts(check.checked_at),
+        encode_ts(check.checked_at), check.organiser, json.dumps(list(check.rooms)), check.subject,
+        None if check.start is None else encode_ts(check.start),
+        None if check.end is None else encode_ts(check.end), check.stage.value,
+        None if check.fixup_in_time is None else int(check.fixup_in_time), check.matched_by,
+        check.calls_on_licence,
     )  # fmt: skip
 
 
@@ -321,4 +340,13 @@ def licence_check_from_row(row: sqlite3.Row) -> LicenceCheck:
         verdict=LicenceVerdict(row["verdict"]),
         reason=row["reason"],
         checked_at=decode_ts(row["checked_at"]),
+        organiser=row["organiser"],
+        rooms=tuple(json.loads(row["rooms"])),
+        subject=row["subject"],
+        start=None if row["start_at"] is None else decode_ts(row["start_at"]),
+        end=None if row["end_at"] is None else decode_ts(row["end_at"]),
+        stage=CheckStage(row["stage"]),
+        fixup_in_time=None if row["fixup_in_time"] is None else bool(row["fixup_in_time"]),
+        matched_by=row["matched_by"],
+        calls_on_licence=row["calls_on_licence"],
     )

@@ -18,8 +18,9 @@ from xesync.actions import Policy, RoomInfo
 from xesync.config.model import Config
 from xesync.directory import Directory
 from xesync.engine import Engine
+from xesync.licence_service import LicenceChecker, LicencePreflightService
 from xesync.notify import Templates
-from xesync.ports import BookingSink, CalendarSource
+from xesync.ports import BookingSink, CalendarSource, CallMonitor
 from xesync.store import Store
 
 
@@ -53,7 +54,12 @@ def rooms_of(cfg: Config) -> tuple[RoomInfo, ...]:
 
 @dataclass(slots=True)
 class Wired:
-    """An engine and everything it holds open; close the stack to release them."""
+    """An engine and everything it holds open; close the stack to release them.
+
+    With ``[cms]``, ``monitor`` is the CMS adapter and ``checker`` the licence checker: the daemon
+    schedules ``checker.run_due(now)`` at ``checker.next_due(now)`` (stable API, see
+    :class:`xesync.licence_service.LicenceChecker`); both are ``None`` without ``[cms]``.
+    """
 
     engine: Engine
     store: Store
@@ -61,6 +67,13 @@ class Wired:
     sink: BookingSink
     directory: Directory | None
     stack: ExitStack
+    monitor: CallMonitor | None = None
+    checker: LicenceChecker | None = None
+
+    @property
+    def licence(self) -> LicenceChecker | None:
+        """The licence checker under the name the daemon looks it up by (``xesync.daemon``)."""
+        return self.checker
 
     def close(self) -> None:
         """Close every adapter and the store."""
@@ -72,6 +85,30 @@ def open_store(cfg: Config) -> Store:
     return Store.open(cfg.sync.database)
 
 
+def cms_monitors(cfg: Config, stack: ExitStack) -> tuple[CallMonitor, CallMonitor] | None:
+    """The CMS adapter for the checks, and one that never retries for the pre-flight (so that a CMS
+    outage does not slow the sync); ``None`` without ``[cms]``."""
+    if cfg.cms is None:
+        return None
+    from xesync.adapters.cms import CmsCallMonitor  # noqa: PLC0415 - only with [cms]
+
+    urls = cfg.cms.urls or None
+    checks = CmsCallMonitor(cfg.cms, urls=urls)
+    stack.callback(checks.close)
+    preflight = CmsCallMonitor(cfg.cms, urls=urls, attempts=1)
+    stack.callback(preflight.close)
+    return checks, preflight
+
+
+def checker_of(
+    cfg: Config, store: Store, monitor: CallMonitor, directory: Directory | None, *, dry_run: bool = False
+) -> LicenceChecker:
+    """The licence checker over ``monitor`` as ``[cms]`` configures it (no fix-up in a dry run)."""
+    lead = cfg.cms.check_lead if cfg.cms is not None else timedelta(minutes=5)
+    enforce = cfg.cms is not None and cfg.cms.enforce_owner and not dry_run
+    return LicenceChecker(store=store, monitor=monitor, directory=directory, lead=lead, enforce_owner=enforce)
+
+
 def build(
     cfg: Config,
     *,
@@ -81,12 +118,14 @@ def build(
     source: CalendarSource | None = None,
     sink: BookingSink | None = None,
     directory: Directory | None = None,
+    monitor: CallMonitor | None = None,
     clock: Callable[[], datetime] = now_utc,
 ) -> Wired:
     """Open the store and the adapters the configuration names, and build the engine over them.
 
     :param dry_run: override ``sync.dry_run``.
     :param audit: record decisions in the audit trail (``xesync plan`` writes nothing at all).
+    :param monitor: CMS for both the pre-flight and the checks (default: from ``[cms]``, if any).
     """
     stack = ExitStack()
     try:
@@ -106,6 +145,15 @@ def build(
 
             directory = LdapDirectory(cfg.ldap)
             stack.callback(directory.close)
+        dry = cfg.sync.dry_run if dry_run is None else dry_run
+        preflight: LicencePreflightService | None = None
+        checker: LicenceChecker | None = None
+        monitors = (monitor, monitor) if monitor is not None else cms_monitors(cfg, stack)
+        if monitors is not None:
+            monitor = monitors[0]
+            groups = cfg.ldap.pmp_groups if cfg.ldap is not None else ()
+            preflight = LicencePreflightService(monitors[1], pmp_groups=groups)
+            checker = checker_of(cfg, store, monitor, directory, dry_run=dry)
         engine = Engine(
             source=source,
             sink=sink,
@@ -115,11 +163,15 @@ def build(
             templates=Templates.load(cfg.sync.templates_dir),
             clock=clock,
             directory=directory,
-            dry_run=cfg.sync.dry_run if dry_run is None else dry_run,
+            dry_run=dry,
             max_workers=cfg.exchange.max_connections,
             audit=audit,
+            preflight=preflight,
         )
     except BaseException:
         stack.close()
         raise
-    return Wired(engine=engine, store=store, source=source, sink=sink, directory=directory, stack=stack)
+    return Wired(
+        engine=engine, store=store, source=source, sink=sink, directory=directory, stack=stack,
+        monitor=monitor, checker=checker,
+    )  # fmt: skip

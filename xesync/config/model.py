@@ -164,6 +164,12 @@ class CmsConfig:
     password: Secret
     timeout: timedelta = timedelta(seconds=15)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # Every Call Bridge's API URL when there are several (cms-api.md §1.5); empty = ``url`` alone.
+    urls: tuple[str, ...] = ()
+    # Opt-in owner fix-up (cms-api.md §4.3): PUT ownerJid=<organiser> on the meeting's space, cleared after.
+    enforce_owner: bool = False
+    # How long before a meeting's start its space is first looked for (the verdict follows at start + 1m).
+    check_lead: timedelta = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

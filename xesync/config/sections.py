@@ -89,12 +89,20 @@ def _tms(r: Reader) -> TmsConfig:
 
 
 def _cms(r: Reader) -> CmsConfig:
+    urls = r.str_list("urls")
+    for i, url in enumerate(urls):
+        if not url.startswith(("https://", "http://")):
+            r.problem(f"urls[{i}]", "must start with https:// or http://")
     return CmsConfig(
         url=_url(r, "url", ("https", "http")) or "",
         username=r.req_str("username"),
         password=r.secret("password", required=True) or Secret(""),
         timeout=r.duration("timeout", timedelta(seconds=15)),
         tls=read_tls(r),
+        urls=urls,
+        enforce_owner=r.flag("enforce_owner", default=False),
+        # 0s is meaningful: no look before the start, only the verdict a minute after it.
+        check_lead=r.duration("check_lead", timedelta(minutes=5), positive=False),
     )
 
 
