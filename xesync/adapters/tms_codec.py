@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -67,11 +68,21 @@ def default_ns() -> Any:
     return {None: NS}
 
 
+# Characters XML 1.0 cannot carry (control characters but tab, LF, CR; lone surrogates; U+FFFE/F).
+# A subject may hold them (Outlook pastes them from terminals); lxml refuses them outright.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` without the characters XML 1.0 cannot carry."""
+    return _NOT_XML.sub("", value)
+
+
 def sub(parent: etree._Element, name: str, value: str | None = None) -> etree._Element:
-    """Append ``<name>value</name>`` in the booking namespace."""
+    """Append ``<name>value</name>`` in the booking namespace (``value`` made XML-safe)."""
     child = etree.SubElement(parent, q(name))
     if value is not None:
-        child.text = value
+        child.text = xml_text(value)
     return child
 
 
