@@ -13,6 +13,7 @@ import click
 from xesync import __version__
 from xesync.cli_common import AppContext, catch_errors, config_option, handle_error
 from xesync.cli_licence import explain_command, report_command, verify_command
+from xesync.cli_service import check_command, run_command
 from xesync.cli_sync import plan_command, sync_command
 
 __all__ = ["AppContext", "app", "catch_errors", "config_option", "handle_error"]
@@ -145,6 +146,8 @@ def demo(obj: AppContext) -> None:
 
 app.add_command(sync_command)
 app.add_command(plan_command)
+app.add_command(run_command)
+app.add_command(check_command)
 app.add_command(verify_command)
 app.add_command(explain_command)
 app.add_command(report_command)

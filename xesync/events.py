@@ -75,6 +75,21 @@ HEALTH_STARTED: Final = "health.started"
 HEALTH_STOPPED: Final = "health.stopped"
 HEALTH_REQUEST_FAILED: Final = "health.request_failed"
 
+# daemon (xesync run)
+DAEMON_READIED: Final = "daemon.readied"
+DAEMON_RELOADED: Final = "daemon.reloaded"
+CONFIG_RELOAD_REFUSED: Final = "config.reload_refused"
+JOB_FAILED: Final = "job.failed"
+ROOM_WAKE_REQUESTED: Final = "room.wake_requested"
+RECONCILE_STARTED: Final = "reconcile.started"
+RECONCILE_FINISHED: Final = "reconcile.finished"
+HOUSEKEEPING_FINISHED: Final = "housekeeping.finished"
+LICENCE_CHECKS_FINISHED: Final = "licence.checks_finished"
+EWS_STREAM_CONNECTED: Final = "ews.stream_connected"
+EWS_STREAM_CLOSED: Final = "ews.stream_closed"
+EWS_STREAM_FAILED: Final = "ews.stream_failed"
+CHECK_FINISHED: Final = "check.finished"
+
 # lab
 LAB_STARTED: Final = "lab.started"
 LAB_STOPPED: Final = "lab.stopped"

@@ -387,6 +387,17 @@ class Store(BookingQueries):
             )
             return [room_state_from_row(row) for row in rows]
 
+    def prune_audit(self, before: datetime) -> int:
+        """Delete the audit entries written before ``before`` (housekeeping); return how many went."""
+        with self.transaction() as tx:
+            cur = tx._c().execute("DELETE FROM audit WHERE at < ?", (encode_ts(before),))  # noqa: SLF001
+            return int(cur.rowcount)
+
+    def optimize(self) -> None:
+        """``PRAGMA optimize``: let SQLite refresh the statistics its planner uses (housekeeping)."""
+        with self._lock:
+            self._connection().execute("PRAGMA optimize")
+
     def audit(
         self,
         *,

@@ -122,14 +122,15 @@ def test_handle_error_exit_codes():
 
 
 def test_check_config_lists_the_keys_not_yet_in_effect():
-    """check-config on the example names every registry key (metrics.port among them) on stderr only."""
+    """check-config on the example names every registry key (sync.dry_run among them) on stderr only."""
     from xesync.config import NOT_YET_IN_EFFECT  # noqa: PLC0415
 
     result = CliRunner().invoke(app, ["check-config", "--config", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)
     listed = [line.strip()[2:] for line in result.stderr.splitlines() if line.startswith("  - ")]
-    assert "metrics.port" in listed
+    assert "sync.dry_run" in listed
+    assert "metrics.port" not in listed  # in effect since `xesync run`
     assert sorted(listed) == sorted(NOT_YET_IN_EFFECT)
     assert "not yet in effect" in result.stderr
 

@@ -104,6 +104,7 @@ class ExchangeCalendarSource:
         self._room_locks = {key: threading.Lock() for key in self._rooms}
         self._protocol: Any = None
         self._accounts: dict[str, Any] = {}
+        self._reserved = 0  # sessions held by streams (xesync.adapters.exchange_stream)
 
     # ------------------------------------------------------------------------------ plumbing
 
@@ -120,6 +121,7 @@ class ExchangeCalendarSource:
             if account is None:
                 if self._protocol is None:
                     self._protocol = own_protocol(self._config, self._exchange)
+                    self._protocol.max_connections = self._exchange.max_connections + self._reserved
                 account = Account(
                     primary_smtp_address=self._rooms[key].email,
                     config=self._config,
@@ -231,6 +233,19 @@ class ExchangeCalendarSource:
             if got.uid in uids:
                 rows[got.uid].append(got)
         return rows
+
+    # ------------------------------------------------------------------------------ streaming
+
+    def streaming_account(self, room: str) -> Any:
+        """The room's exchangelib ``Account`` on this adapter's protocol (for ``Subscribe`` and streams)."""
+        return self._account(self._room_key(room))
+
+    def reserve_sessions(self, count: int) -> None:
+        """Grow the session pool by ``count``: each open stream holds one (ews.md trap 6)."""
+        with self._lock:
+            self._reserved += count
+            if self._protocol is not None:
+                self._protocol.max_connections = self._exchange.max_connections + self._reserved
 
     # ------------------------------------------------------------------------------ writes
 
