@@ -1,13 +1,14 @@
 # Entry point: `make test` (every check), which sets itself up on a fresh Debian machine. It installs
 # Debian's slapd and ldap-utils when they are missing, which needs root (or sudo): it says so first.
-# `make lint` runs the static checks alone. (`make demo` arrives with the sync engine.)
+# `make lint` runs the static checks alone. `make demo` runs the whole job on the built-in lab: it
+# needs no root, using slapd when installed and otherwise the lab's LDIF on ldap3's mock.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest system-deps venv clean
+.PHONY: test lint typecheck pytest system-deps venv demo clean
 
 venv: $(STAMP)
 
@@ -41,6 +42,9 @@ pytest: venv system-deps
 	$(BIN)/pytest -p no:cacheprovider
 
 test: lint pytest
+
+demo: venv
+	$(BIN)/xesync demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

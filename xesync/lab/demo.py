@@ -23,6 +23,8 @@ earlier call (cms-api.md §4.1 item 8) cannot colour the next scenario's verdict
 from __future__ import annotations
 
 import dataclasses
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -36,18 +38,19 @@ from xesync import config as config_mod
 from xesync import wiring
 from xesync.config.model import Config
 from xesync.errors import XesyncError
-from xesync.lab.demo_verdict import VerdictSource, licence_verdicts
+from xesync.lab.fixture import FixtureError, LabFixture, load_fixture
 from xesync.lab.outlook import OutlookUser
 from xesync.lab.runtime import Lab
 from xesync.lab.serve import write_lab_config
+from xesync.licence_service import LicenceChecker
 from xesync.meetings import Response
-from xesync.model import Booking, LicenceVerdict
+from xesync.model import Booking, CheckStage, LicenceCheck, LicenceVerdict
 
 Progress = Callable[[str], None]
 
 ZONE = ZoneInfo("Europe/Oslo")
 MAX_PASSES = 6  # a quiet lab settles in three: book and answer, see the answer's changekey, nothing
-CHECK_AFTER_START = timedelta(minutes=3)  # when the demo looks at a call: it has started by then
+DAY_ENDS = time(13, 0)  # the licence schedule is followed until then (local time on the demo day)
 
 
 class DemoError(XesyncError):
@@ -172,7 +175,6 @@ class DemoReport:
 
     directory: str = ""
     day: date | None = None
-    verdicts_from: str = ""
     rows: list[Row] = field(default_factory=list)
 
     @property
@@ -189,11 +191,13 @@ def demo_day(today: date) -> date:
     return day
 
 
-def run_demo(*, progress: Progress, today: date | None = None) -> DemoReport:
+def run_demo(*, progress: Progress, today: date | None = None, directory: str = "auto") -> DemoReport:
     """Run every scenario on one lab and return the table's rows.
 
     :param progress: called with one short line per step (the CLI writes them to stderr).
     :param today: the day before the meetings (default: today in Europe/Oslo).
+    :param directory: where the lab's directory runs: ``auto`` (slapd when installed, else the
+        mock), ``slapd`` or ``mock``.
     :raises DemoError: the lab would not start, or xesync did not settle.
     """
     day = demo_day(today or datetime.now(ZONE).date())
@@ -201,24 +205,41 @@ def run_demo(*, progress: Progress, today: date | None = None) -> DemoReport:
     progress("starting the lab: EWS, TMS and CMS simulators on 127.0.0.1, and a directory")
     with ExitStack() as stack:
         try:
-            lab = stack.enter_context(Lab())
-        except (OSError, RuntimeError, ValueError) as exc:
+            lab = stack.enter_context(Lab(_fixture(directory)))
+        except (OSError, RuntimeError, ValueError, FixtureError) as exc:
             raise DemoError(f"the lab did not start: {exc}") from exc
         stack.callback(progress, "lab stopped")
         kind = "OpenLDAP slapd" if lab.directory_kind == "slapd" else "ldap3's mock, from the lab LDIF"
         report.directory = kind
         progress(f"lab up; the directory runs on {kind}")
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="xesync-demo-")))
-        report.rows += _scenario(lab, workdir / "main", day, progress, report, variant=None)
+        workdir = _workdir(stack)
+        report.rows += _scenario(lab, workdir / "main", day, progress, variant=None)
         for number, variant in enumerate(VARIANTS, start=1):
-            report.rows += _scenario(
-                lab, workdir / f"variant-{number}", day, progress, report, variant=variant
-            )
+            report.rows += _scenario(lab, workdir / f"variant-{number}", day, progress, variant=variant)
     return report
 
 
+def _workdir(stack: ExitStack) -> Path:
+    """A private temporary directory, removed with ``stack``.
+
+    Its removal is registered before it is made: a SIGTERM between the two (the demo turns it into
+    an exit that unwinds the stack) then cannot leave it behind, as it could with ``mkdtemp``.
+    """
+    path = Path(tempfile.gettempdir()) / f"xesync-demo-{secrets.token_hex(8)}"
+    stack.callback(shutil.rmtree, path, ignore_errors=True)
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _fixture(directory: str) -> LabFixture:
+    fixture = load_fixture()
+    if fixture.directory is None or directory not in {"auto", "slapd", "mock"}:
+        raise DemoError(f"directory {directory!r}: choose auto, slapd or mock (the fixture must have [ldap])")
+    return dataclasses.replace(fixture, directory=dataclasses.replace(fixture.directory, serve=directory))
+
+
 def _scenario(
-    lab: Lab, workdir: Path, day: date, progress: Progress, report: DemoReport, *, variant: Variant | None
+    lab: Lab, workdir: Path, day: date, progress: Progress, *, variant: Variant | None
 ) -> list[Row]:
     lab.reset()  # the fixture again: empty calendars, no conferences, no spaces in use, default knobs
     lab.clock.set(datetime.combine(day - timedelta(days=1), time(16, 0), tzinfo=ZONE))
@@ -227,25 +248,23 @@ def _scenario(
         _set_knobs(lab, variant)
     cfg = _config(lab, workdir, enforce_owner=variant is not None and variant.enforce_owner)
     with ExitStack() as stack:
-        wired, verdicts = _xesync(lab, cfg, stack)
-        report.verdicts_from = verdicts.name
+        wired, checker = _xesync(lab, cfg, stack)
         outlook = _Outlook(lab.describe()["ews"], stack)
         booked = outlook.book([ONE_OFF] if variant else FIRST_ROUND, day, progress)
         _settle(wired, progress)
         if variant is None:
             booked += outlook.book([CONFLICT], day, progress)
             _settle(wired, progress)
-        found = _check_at_starts(
-            lab, verdicts, [(wired.store.booking(uid), uid) for _, uid in booked], progress
-        )
+        until = datetime.combine(day, DAY_ENDS, tzinfo=ZONE)
+        verdicts = _follow_licence_schedule(lab, checker, until, progress)
         return [
             Row(
                 scenario="main" if variant is None else variant.label,
                 meeting=meeting,
                 tms_id=_tms_id(wired.store.booking(uid)),
                 responses=tuple(outlook.response(meeting, uid, room) for room in meeting.rooms),
-                cms_owner=found[uid][1] if uid in found else None,
-                verdict=found[uid][0] if uid in found else None,
+                cms_owner=verdicts[uid].owner_jid if uid in verdicts else None,
+                verdict=verdicts[uid].verdict if uid in verdicts else None,
                 expected=meeting.expected if variant is None else variant.expected,
                 why=_declined_because(wired, uid),
             )
@@ -266,22 +285,22 @@ def _config(lab: Lab, workdir: Path, *, enforce_owner: bool) -> Config:
     path = workdir / "xesync.toml"
     write_lab_config(lab.describe(), path, fixture=lab.fixture, state_dir=workdir / "state")
     cfg = config_mod.load(path)
-    if enforce_owner:
-        if cfg.cms is None or not hasattr(cfg.cms, "enforce_owner"):
-            raise DemoError("this build of xesync has no cms.enforce_owner")
+    if enforce_owner and cfg.cms is not None:
         cfg = dataclasses.replace(cfg, cms=dataclasses.replace(cfg.cms, enforce_owner=True))
     return cfg
 
 
-def _xesync(lab: Lab, cfg: Config, stack: ExitStack) -> tuple[wiring.Wired, VerdictSource]:
-    """xesync's engine over the lab (its directory, its clock), and where the verdicts come from."""
+def _xesync(lab: Lab, cfg: Config, stack: ExitStack) -> tuple[wiring.Wired, LicenceChecker]:
+    """xesync's engine and licence checker over the lab, with its directory and its clock."""
     directory = lab.directory_port()
     close = getattr(directory, "close", None)
     if close is not None:
         stack.callback(close)
     wired = wiring.build(cfg, directory=directory, clock=lab.clock.now)
     stack.callback(wired.close)
-    return wired, licence_verdicts(cfg, wired, directory, stack)
+    if wired.checker is None:  # pragma: no cover - the lab's configuration always has [cms]
+        raise DemoError("xesync was built without a licence checker: the configuration has no [cms]")
+    return wired, wired.checker
 
 
 class _Outlook:
@@ -330,20 +349,33 @@ def _settle(wired: wiring.Wired, progress: Progress) -> None:
     raise DemoError(f"xesync did not settle in {MAX_PASSES} passes")
 
 
-def _check_at_starts(
-    lab: Lab, verdicts: VerdictSource, bookings: Sequence[tuple[Booking | None, str]], progress: Progress
-) -> dict[str, tuple[LicenceVerdict, str | None]]:
-    """Move the lab clock to each start, where TMS starts the calls on CMS; check the calls there."""
-    found: dict[str, tuple[LicenceVerdict, str | None]] = {}
-    live = [(b, uid) for b, uid in bookings if b is not None and b.live]
-    for start in sorted({b.start for b, _ in live}):
-        at = start + CHECK_AFTER_START
-        lab.clock.set(at)  # the clock's listeners run now: TMS starts the calls on CMS before this returns
-        progress(f"lab clock -> {at.astimezone(ZONE):%H:%M}: the calls have started; checking their licences")
-        for booking, uid in live:
-            if booking.start == start:
-                found[uid] = verdicts.verdict(booking, lab.clock.now())
-    return found
+def _follow_licence_schedule(
+    lab: Lab, checker: LicenceChecker, until: datetime, progress: Progress
+) -> dict[str, LicenceCheck]:
+    """Do what the daemon's licence job does, on the lab clock: jump to the checker's next due time,
+    run what is due, until ``until``. Each jump runs the lab's clock listeners first, so the simulated
+    TMS has started (or ended) the calls on CMS by then.
+
+    :returns: each meeting's first verdict (its first sitting's, not the look before the start).
+    """
+    verdicts: dict[str, LicenceCheck] = {}
+    while (due := checker.next_due(lab.clock.now())) is not None and due <= until:
+        if due > lab.clock.now():
+            lab.clock.set(due)
+        checks = checker.run_due(lab.clock.now())
+        for check in checks:
+            if check.stage is not CheckStage.BEFORE_START:
+                verdicts.setdefault(check.uid, check)
+        if checks:
+            progress(f"lab clock {lab.clock.now().astimezone(ZONE):%H:%M}: {_summary(checks)}")
+    lab.clock.set(until)  # past the last end: the calls are over, the fix-ups undone
+    return verdicts
+
+
+def _summary(checks: Sequence[LicenceCheck]) -> str:
+    stages = sorted({c.stage.value.replace("_", " ") for c in checks if c.stage is not None})
+    verdicts = ", ".join(sorted({c.verdict.value for c in checks}))
+    return f"{len(checks)} licence check(s) ({', '.join(stages)}): {verdicts}"
 
 
 def _tms_id(booking: Booking | None) -> int | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Sequence
+from types import FrameType
 
 import click
 
@@ -62,7 +64,7 @@ def render(report: DemoReport) -> str:
             notes.append(f"  {row.meeting.subject}: declined because {row.why}")
     out += ["", *(["Why the declined meetings were declined:", *notes, ""] if notes else [])]
     out += [
-        f"Licence verdicts: {report.verdicts_from}.",
+        "Licence verdicts: xesync's licence checker, run at the times it asks for, as the daemon runs it.",
         "Every meeting got its expected verdict." if report.ok else "SOME MEETINGS ARE NOT AS EXPECTED.",
     ]
     return "\n".join(out) + "\n"
@@ -76,9 +78,21 @@ def command(*, verbose: bool) -> None:
     def progress(line: str) -> None:
         click.echo(f"[{time.monotonic() - started:4.1f}s] {line}", err=True)
 
-    report = run_demo(progress=progress)
+    # SIGTERM unwinds like Ctrl-C does, so the lab (slapd included) and the temporary files go too.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        report = run_demo(progress=progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     click.echo(render(report), nl=False)
     wrong = [r for r in report.rows if not r.as_expected]
     if wrong:
         names = ", ".join(f"{r.meeting.subject} ({r.scenario})" for r in wrong)
         raise DemoError(f"{len(wrong)} meeting(s) did not get the expected verdict or response: {names}")
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+    raise SystemExit(EXIT_TERMINATED)
