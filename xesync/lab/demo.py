@@ -10,8 +10,10 @@ What it does, in order:
    meeting by an organiser outside the directory, and then a meeting over the first one's slot;
 3. runs xesync's own engine (built by :func:`xesync.wiring.build`, the lab's directory and clock
    handed in) pass after pass until a pass changes nothing;
-4. moves the lab clock to each booked meeting's start, where the simulated TMS starts the call on
-   the simulated CMS, and runs the licence checks there;
+4. follows xesync's licence checker as the daemon's licence job does, on the lab clock: asks it
+   when the next check is due (:meth:`~xesync.licence_service.LicenceChecker.next_due`), moves the
+   clock there (the simulated TMS starts and ends the calls on the simulated CMS as the clock
+   passes them) and runs what is due (:meth:`~xesync.licence_service.LicenceChecker.run_due`);
 5. does it again for the one-off with TMS passing no owner to CMS (``smp_no_owner``), and once more
    with ``cms.enforce_owner`` on, where xesync sets the owner itself (``pmp_confirmed``).
 
