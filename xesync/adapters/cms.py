@@ -9,11 +9,8 @@ that answers (one shared database); calls and licence counters are read from **e
 summed, and one bridge that cannot be asked makes that answer a
 :class:`~xesync.errors.ServiceUnavailableError` (an incomplete count would be a wrong verdict).
 
-.. note:: Several bridges are not in the config file yet: ``[cms] url`` is one URL, and this module
-   does not change the format. The intended form is an optional
-   ``urls = ["https://cb1.example:445/api/v1", "https://cb2.example:445/api/v1"]`` beside ``url``
-   (sharing ``username``/``password``; ``url`` alone stays valid), which the daemon would pass as
-   ``CmsCallMonitor(config.cms, urls=config.cms.urls)``. Until then ``urls`` is for callers and tests.
+``[cms] urls`` lists every bridge's API URL (sharing ``username``/``password``; ``url`` alone stays
+valid); :func:`xesync.wiring.cms_monitors` passes it as ``CmsCallMonitor(config.cms, urls=…)``.
 """
 
 from __future__ import annotations
