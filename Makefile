@@ -43,6 +43,10 @@ pytest: venv system-deps
 
 test: lint pytest
 
+# The scale benchmark (bench/README.md): xesync against a TMSXE-style poller; results in bench/results/.
+bench: venv system-deps
+	$(BIN)/python -m bench.run --rooms 100,1000,5000 --meetings 10,4,1
+
 demo: venv
 	$(BIN)/xesync demo
 
