@@ -256,8 +256,7 @@ class Daemon:
                 runtime.licences.run, DateTrigger(run_date=now + timedelta(seconds=FIRST_PASS_SPREAD)),
                 id="licence", name="licence checks", misfire_grace_time=300, replace_existing=True,
             )  # fmt: skip
-        # HOOK(licence): when xesync.licence_service lands, wiring exposes ``Wired.licence`` and the
-        # job above is scheduled; until then no licence job exists (see the report of issue 12).
+        # With [cms], ``Wired.licence`` is the LicenceChecker; without it no licence job exists.
 
     def _poke(self, room: str) -> None:
         with contextlib.suppress(JobLookupError):
