@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -109,6 +110,7 @@ class TmsBookingSink:
         self._log = logger or structlog.get_logger(__name__)
         self._lock = threading.Lock()
         self._session = ""
+        self._quiet_until = 0.0  # time.monotonic() before which TMS asked us (Retry-After) not to call
 
     @property
     def session_id(self) -> str:
@@ -284,6 +286,11 @@ class TmsBookingSink:
 
     def _post(self, url: str, op: str, service: str, data: bytes) -> soap.Answer:
         headers = {"Content-Type": f'{soap.CONTENT_TYPE}; action="{service}{op}"'}
+        with self._lock:
+            left = self._quiet_until - time.monotonic()
+        if left > 0:
+            # TMS said when to come back; every call until then fails without reaching it.
+            raise ServiceUnavailableError("tms", f"{op}: TMS asked for a pause", left)
         try:
             response = self._http.post(url, data=data, headers=headers, timeout=self._timeout)
         except requests.exceptions.SSLError as exc:
@@ -322,8 +329,8 @@ class TmsBookingSink:
         self._log.warning(events.TMS_REQUEST_FAILED, operation=op, status=status)
         if status == _HTTP_NOT_FOUND:
             raise ConfigError([f"tms.url: {url} answered HTTP 404; is it the bookingservice.asmx path?"])
-        raise ServiceUnavailableError(
-            "tms",
-            f"{op}: HTTP {status} without a SOAP answer",
-            retry_after(response.headers.get("Retry-After")),
-        )
+        wait = retry_after(response.headers.get("Retry-After"))
+        if wait:
+            with self._lock:
+                self._quiet_until = max(self._quiet_until, time.monotonic() + wait)
+        raise ServiceUnavailableError("tms", f"{op}: HTTP {status} without a SOAP answer", wait)
