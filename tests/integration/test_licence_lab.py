@@ -310,6 +310,12 @@ def test_report_counts_the_verdicts_per_organiser_and_room_in_table_csv_and_html
         tms_knobs(lab, owner_to_cms=owner_to_cms)  # read by the TMS simulator when the meeting starts
         lab.clock.set(booking.start + timedelta(minutes=1))
         wired.checker.run_due(lab.clock.now())
+    manual = verify(cfg, lab, "--meeting", bad.uid)
+    assert "smp_no_owner" in manual
+    assert "manual" in manual
+    ambiguous = CliRunner().invoke(app, ["explain", "-c", str(cfg.source), "licence"])
+    assert ambiguous.exit_code == 2
+    assert "2 meetings match 'licence'" in ambiguous.output
     until = ("--since", "7d", "--until", (bad.end + timedelta(hours=1)).isoformat())
     table = cli(cfg, "report", *until)
     assert "alice@lab.example" in table

@@ -320,7 +320,7 @@ def test_a_sitting_that_ended_unchecked_is_marked_missed_once(store, cms):
 
 
 def test_a_series_is_checked_per_occurrence_with_its_exceptions(store, cms):
-    """A weekly series is checked per occurrence at its own start; a cancelled one never, a moved one moved"""
+    """A weekly series is checked per occurrence at its start; a cancelled one never, a moved one moved."""
     oslo = ZoneInfo("Europe/Oslo")
     first = datetime(2027, 3, 15, 9, 0, tzinfo=oslo)
     rid = [first + timedelta(weeks=w) for w in range(4)]
