@@ -255,6 +255,8 @@ class LicenceChecker:
     ) -> Step | None:
         start, end = sitting.start, sitting.end
         at_start = start + min(START_DELAY, (end - start) / 2)
+        # A meeting moved since its checks is a new sitting at its new time: checked again.
+        checks = [c for c in checks if c.start is None or c.start == start]
         verdicts = [c for c in checks if c.stage is not CheckStage.BEFORE_START]
         if verdicts:
             last = verdicts[-1]

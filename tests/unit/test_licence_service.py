@@ -442,3 +442,12 @@ def test_a_refused_fix_up_is_an_event_and_the_verdict_goes_on(store, cms):
     assert verdict.verdict is LicenceVerdict.SMP_NO_OWNER
     assert events.CMS_OWNER_FIXUP_FAILED in [e["event"] for e in logs]
     assert [e.outcome for e in store.audit(uid="UID-1")] == [AuditOutcome.FAILED]
+
+
+def test_a_meeting_moved_after_its_verdict_is_checked_again_at_its_new_time(store, cms):
+    """The verdict belongs to the sitting's time: moved to the next day, the meeting is due again then."""
+    booking = save(store, make_booking())
+    check = checker(store, cms, lead=timedelta(0))
+    check.run_due(T0 + timedelta(minutes=1))
+    moved = save(store, replace(booking, start=T0 + timedelta(days=1), end=T0 + timedelta(days=1, hours=1)))
+    assert check.next_due(T0 + timedelta(minutes=2)) == moved.start + timedelta(minutes=1)
