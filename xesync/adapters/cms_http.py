@@ -190,9 +190,11 @@ class CmsHttp:
         reason, retry_after = "no attempt", None
         for attempt in range(1, self._attempts + 1):
             try:
+                # verify per request: REQUESTS_CA_BUNDLE would override the session's (psf/requests#3829).
                 resp = bridge.session.request(
-                    method, bridge.url + path, params=params, data=data, timeout=self._timeout
-                )
+                    method, bridge.url + path, params=params, data=data, timeout=self._timeout,
+                    verify=bridge.session.verify,
+                )  # fmt: skip
             except requests.RequestException as exc:
                 reason, retry_after = f"{type(exc).__name__} ({_cause(exc)})", None
             else:

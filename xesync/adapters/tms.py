@@ -292,7 +292,11 @@ class TmsBookingSink:
             # TMS said when to come back; every call until then fails without reaching it.
             raise ServiceUnavailableError("tms", f"{op}: TMS asked for a pause", left)
         try:
-            response = self._http.post(url, data=data, headers=headers, timeout=self._timeout)
+            # verify per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override a session's
+            # verify (psf/requests#3829), which would silently drop tms.tls.ca_file.
+            response = self._http.post(
+                url, data=data, headers=headers, timeout=self._timeout, verify=self._http.verify
+            )
         except requests.exceptions.SSLError as exc:
             self._log.warning(events.TMS_REQUEST_FAILED, operation=op, reason="tls")
             host = urlsplit(url).hostname
