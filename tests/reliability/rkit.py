@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from xesync import config as config_mod
 from xesync.config.model import Config
@@ -26,3 +30,33 @@ def write_config(lab: Lab, directory: Path) -> Config:
     path = directory / "xesync.toml"
     write_lab_config(lab.describe(), path, fixture=lab.fixture, state_dir=directory / "state")
     return config_mod.load(path)
+
+
+def daemon_config(lab: Lab, directory: Path, *, interval: str, metrics_port: int | None = None) -> Config:
+    """The lab's configuration with ``sync.interval`` and, when given, a ``[metrics]`` listener."""
+    cfg = write_config(lab, directory)
+    path = cfg.source
+    text = path.read_text(encoding="utf-8").replace("[sync]\n", f'[sync]\ninterval = "{interval}"\n', 1)
+    if metrics_port is not None:
+        text += f'\n[metrics]\nenabled = true\nhost = "127.0.0.1"\nport = {metrics_port}\n'
+    path.write_text(text, encoding="utf-8")
+    return config_mod.load(path)
+
+
+def free_port() -> int:
+    """A loopback port free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``condition`` until it is truthy; fail naming ``what`` after ``timeout`` seconds (a functional
+    bound, not a latency figure)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
