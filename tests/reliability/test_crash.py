@@ -10,8 +10,8 @@ same state directory, as systemd restarts the service. At the end, after clean p
 exactly the expected conferences (no duplicate, no loss, right owner, right rooms, right times) and
 every room copy must be accepted with exactly one dial-in block.
 
-``xesync run`` (the daemon) had not landed when this suite was written, so the kills hit repeated
-``xesync sync`` processes, which run the same engine on the same store (README.md says so too).
+The kills here hit repeated ``xesync sync`` processes (the same engine on the same store), which
+lets every named point be reached on purpose; ``test_daemon.py`` kills ``xesync run`` itself.
 """
 
 from __future__ import annotations

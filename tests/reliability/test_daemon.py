@@ -171,6 +171,11 @@ def test_healthz_turns_unhealthy_during_an_exchange_outage_and_healthy_after(lab
         wait_until("healthy again", lambda: healthz(port) == 200)
         wait_until("the backlog to drain", lambda: tms.find(external_key(uid)) is not None)
         wait_until("the room to accept", lambda: alice.response_seen(uid) is Response.ACCEPT)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            metrics = answer.read().decode()
+        secrets = [s.reveal() for s in (cfg.exchange.password, cfg.tms.password, cfg.cms.password) if s]
+        assert "xesync_" in metrics
+        assert [s for s in secrets if s in metrics + log.read_text()] == []  # nor in the daemon's log
     finally:
         tms.close()
         alice.close()

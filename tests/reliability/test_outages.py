@@ -8,8 +8,7 @@ request log (:meth:`xesync.lab.faults.RequestCounter.timeline`) shows when each 
 which fault it met. Recovery is driven by the lab clock (a failed meeting is rechecked after
 ``engine.RETRY_AFTER``), never by sleeping.
 
-``/healthz`` during an outage needs ``xesync run`` (the daemon), which had not landed when this suite
-was written; README.md says so.
+``/healthz`` during an outage is checked on ``xesync run`` in ``test_daemon.py``.
 """
 
 from __future__ import annotations
