@@ -25,16 +25,29 @@ def seed() -> int:
     return int(os.environ.get("XESYNC_RELIABILITY_SEED", "1414"))
 
 
-def write_config(lab: Lab, directory: Path) -> Config:
-    """Write and load the configuration ``xesync lab serve --write-config`` writes for ``lab``."""
+def write_config(lab: Lab, directory: Path, *, sync: str = "") -> Config:
+    """Write and load the configuration ``xesync lab serve --write-config`` writes for ``lab``.
+
+    :param sync: TOML lines added to ``[sync]``.
+    """
     path = directory / "xesync.toml"
     write_lab_config(lab.describe(), path, fixture=lab.fixture, state_dir=directory / "state")
+    if sync:
+        text = path.read_text(encoding="utf-8").replace("[sync]\n", f"[sync]\n{sync}\n", 1)
+        path.write_text(text, encoding="utf-8")
     return config_mod.load(path)
 
 
-def daemon_config(lab: Lab, directory: Path, *, interval: str, metrics_port: int | None = None) -> Config:
+# The crash suites cancel at random; when kills pile several rounds of churn into one pass, the
+# data-loss fuse rightly refuses to cancel most of a room at once. The fuse is not under test there.
+NO_FUSE = "mass_cancel_guard = false"
+
+
+def daemon_config(
+    lab: Lab, directory: Path, *, interval: str, metrics_port: int | None = None, sync: str = ""
+) -> Config:
     """The lab's configuration with ``sync.interval`` and, when given, a ``[metrics]`` listener."""
-    cfg = write_config(lab, directory)
+    cfg = write_config(lab, directory, sync=sync)
     path = cfg.source
     text = path.read_text(encoding="utf-8").replace("[sync]\n", f'[sync]\ninterval = "{interval}"\n', 1)
     if metrics_port is not None:

@@ -30,7 +30,7 @@ import pytest
 from ews_lab import LabOrganiser
 from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, CalendarItem
-from rkit import scale, seed, write_config
+from rkit import NO_FUSE, scale, seed, write_config
 
 from xesync import dialin
 from xesync.adapters.exchange import ExchangeCalendarSource
@@ -153,7 +153,7 @@ def test_sigkill_at_random_and_dangerous_points_loses_and_duplicates_nothing(lab
     rng = random.Random(seed())  # noqa: S311 - test data, not secrets
     now = datetime.now(UTC)
     lab.clock.set(now)  # xesync's processes read the wall clock
-    cfg = write_config(lab, tmp_path)
+    cfg = write_config(lab, tmp_path, sync=NO_FUSE)
     config = cfg.source
     log = tmp_path / "runs.log"
     organiser = LabOrganiser(lab, "room-tromso@lab.example")

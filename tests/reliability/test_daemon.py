@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from ews_lab import LabOrganiser
-from rkit import daemon_config, free_port, scale, seed, wait_until
+from rkit import NO_FUSE, daemon_config, free_port, scale, seed, wait_until
 from test_crash import NAMED, Churn, verify
 
 from xesync.adapters.tms import TmsBookingSink
@@ -90,7 +90,7 @@ def test_xesync_run_sigkilled_at_random_converges_without_duplicates_or_losses(l
     rng = random.Random(seed())  # noqa: S311 - test data, not secrets
     now = datetime.now(UTC)
     lab.clock.set(now)
-    cfg = daemon_config(lab, tmp_path, interval="1s")
+    cfg = daemon_config(lab, tmp_path, interval="1s", sync=NO_FUSE)
     log = tmp_path / "daemon.log"
     organiser = LabOrganiser(lab, TROMSO)
     churn = Churn(organiser, rng, now)
