@@ -362,14 +362,6 @@ def test_the_state_directory_and_database_are_private(tmp_path):
     assert stat.S_IMODE((tmp_path / "state" / "xesync.db").stat().st_mode) == 0o600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "exchange_session.py sets session.verify on exchangelib's sessions, but exchangelib posts without "
-        "verify=, and requests then lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the session's verify "
-        "(psf/requests#3829): exchange.tls.ca_file is silently ignored when either variable is set"
-    ),
-)
 def test_ews_ca_file_is_honoured_with_requests_ca_bundle_set(cfg, certificate, monkeypatch):
     """EWS over HTTPS with exchange.tls.ca_file set passes TLS even with REQUESTS_CA_BUNDLE."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", ssl.get_default_verify_paths().openssl_cafile)

@@ -107,6 +107,15 @@ def apply_tls(protocol: Any, tls: TlsConfig) -> None:
     def create_session() -> Any:
         session = create()
         session.verify = verify
+        send = session.request
+
+        def request(method: str, url: str, **kwargs: Any) -> Any:
+            # exchangelib posts without verify=, and requests then lets REQUESTS_CA_BUNDLE or
+            # CURL_CA_BUNDLE override session.verify (psf/requests#3829): pass it on every request.
+            kwargs.setdefault("verify", verify)
+            return send(method, url, **kwargs)
+
+        session.request = request
         return session
 
     protocol.create_session = create_session
