@@ -57,6 +57,15 @@ def write(sizes: list[dict[str, Any]], args: argparse.Namespace, out: Path) -> N
     (out / "scale.svg").write_text(svg(sizes), encoding="utf-8")
 
 
+def previous(out: Path) -> list[dict[str, Any]]:
+    """The sizes of ``out/latest.json``, or none."""
+    path = out / "latest.json"
+    if not path.exists():
+        return []
+    sizes: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["sizes"]
+    return sizes
+
+
 def rerender(out: Path) -> None:
     """Write ``latest.md`` and ``scale.svg`` again from ``latest.json`` (after a change to this module)."""
     data = json.loads((out / "latest.json").read_text(encoding="utf-8"))

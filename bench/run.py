@@ -223,7 +223,9 @@ def run_size(rooms: int, meetings: int, args: argparse.Namespace) -> dict[str, A
                     "load_s": round(load_s, 1),
                 }
                 result["xesync"] = bench.side("xesync", config, XESYNC_SOURCE, (XESYNC_INTERVAL_S,))
-                if args.streaming:
+                if args.streaming and rooms > args.stream_max_rooms:
+                    result["xesync"]["streaming"] = {"error": f"not run above {args.stream_max_rooms} rooms"}
+                elif args.streaming:
                     idle = result["xesync"]["idle"]["ews_per_room_per_pass"]
                     try:
                         result["xesync"]["streaming"] = streaming.measure(bench, config, idle)
@@ -261,15 +263,24 @@ def main() -> None:
     parser.add_argument(
         "--stream-gap", type=float, default=0.5, help="mean seconds between streamed bookings"
     )
+    parser.add_argument(
+        "--stream-max-rooms", type=int, default=1000, help="measure `xesync run` up to this many rooms"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other room counts of --out/latest.json"
+    )
     args = parser.parse_args()
     logs.configure(LoggingConfig(level="warning"), stream=sys.stderr)
-    sizes = []
+    sizes: list[dict[str, Any]] = []
+    kept = report.previous(args.out) if args.merge else []
     per_room = [int(m) for m in args.meetings.split(",")]
     for n, rooms in enumerate(int(r) for r in args.rooms.split(",")):
         meetings = per_room[min(n, len(per_room) - 1)]
         sizes.append(run_size(rooms, meetings, args))
-        report.write(sizes, args, args.out)  # after each size, so a long run leaves what it has
+        done = {z["rooms"] for z in sizes}
+        merged = sorted([z for z in kept if z["rooms"] not in done] + sizes, key=lambda z: z["rooms"])
+        report.write(merged, args, args.out)  # after each size, so a long run leaves what it has
 
 
 if __name__ == "__main__":
