@@ -49,7 +49,7 @@ from xesync.engine_record import MeetingResult, audit_entries, emit, emit_warnin
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
 from xesync.executor import Executor
 from xesync.meetings import ItemRef, RoomItem
-from xesync.model import Booking, RoomSyncState, SyncRecord, TmsState
+from xesync.model import Booking, BookingStatus, RoomResponse, RoomSyncState, SyncRecord, TmsState
 from xesync.notify import Templates
 from xesync.ports import BookingSink, CalendarSource, LicencePreflight
 from xesync.reconcile import plan_tms
@@ -170,7 +170,7 @@ class Engine:
         plans = {uid: self._plan(room, uid, item, due, now) for uid, (item, due) in units.items()}
         refusal = mass_cancel_refusal(
             room, [p for p, _, _ in plans.values()], self.store.records(room), full_sync=changes.full,
-            items_seen=sum(1 for i in changes.items if not i.cancelled), policy=self.policy, now=now,
+            items_seen=len(changes.items), policy=self.policy, now=now,
         )  # fmt: skip
         if refusal is not None:
             log.error(events.GUARD_MASS_CANCEL_REFUSED, room=room, reason=refusal)
@@ -183,7 +183,13 @@ class Engine:
             if refusal is not None and plan.cancelled and plan.actions:
                 report.meetings.append(self._refused_by_fuse(run_id, facts, plan, refusal, now))
                 continue
-            result = self._apply(run_id, facts, plan, now)
+            try:
+                result = self._apply(run_id, facts, plan, now)
+            except Exception as exc:  # one meeting's surprise must not stop its room
+                log.exception(
+                    events.ERROR_UNEXPECTED, room=room, uid=facts.uid, error_type=type(exc).__name__
+                )
+                result = self._failed(run_id, facts, plan, exc, now)
             report.meetings.append(result)
             (refreshes if result.deferred else []).append(result)
         if not self.dry_run and not report.held:
@@ -232,15 +238,18 @@ class Engine:
 
     def _plan(
         self, room: str, uid: str, item: RoomItem | None, due: bool, now: datetime
-    ) -> tuple[TmsPlan, MeetingFacts, TransientError | None]:
+    ) -> tuple[TmsPlan, MeetingFacts, Exception | None]:
         with self._meeting_lock(uid):
             try:
                 facts = self._gather(room, uid, item, due)
-            except TransientError as exc:
-                # The directory (or the store) could not answer: this meeting waits, the room goes on.
+                return plan_tms(facts, self.policy, self.rooms, now), facts, None
+            except Exception as exc:  # this meeting waits, the room goes on
+                # The directory could not answer (transient), or the item surprised the planner (a
+                # bug: logged with its traceback, retried at the recheck in case a fix is deployed).
+                if not isinstance(exc, TransientError):
+                    log.exception(events.ERROR_UNEXPECTED, room=room, uid=uid, error_type=type(exc).__name__)
                 bare = MeetingFacts(uid=uid, room=room, item=item, records=self._records(uid))
                 return TmsPlan(uid=uid), bare, exc
-            return plan_tms(facts, self.policy, self.rooms, now), facts, None
 
     def _records(self, uid: str) -> dict[str, SyncRecord]:
         return {r.room: r for r in self.store.records_for_uid(uid) if r.occurrence is None}
@@ -274,6 +283,7 @@ class Engine:
             result = MeetingResult.planned(facts, plan, self._planned_rooms(facts, plan, now))
             self._write(run_id, facts, plan, result, now, audit_only=True)
             return result
+        self._intend(facts, plan, organiser, now)
         tms = self.executor.tms(plan, facts.booking, organiser=organiser, now=now)
         booking, note = self._predict(
             facts, tms.booking, saved=any(isinstance(a, SaveBooking) for a, _ in tms.applied)
@@ -291,6 +301,31 @@ class Engine:
             return result  # nothing happened but a changekey bump: refreshed with the room's commit
         self._write(run_id, facts, plan, result, now)
         return result
+
+    def _intend(self, facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime) -> None:
+        """Before a first save, store that one may land: a crash between TMS's answer and our write
+        must not leave a conference nothing points at (a cancel arriving afterwards finds this row,
+        and the recheck replays the save even if Exchange reports no change)."""
+        save = next((a for a in plan.actions if isinstance(a, SaveBooking)), None)
+        if save is None or (facts.booking is not None and facts.booking.live) or facts.item is None:
+            return
+        request, item = save.request, facts.item
+        intent = Booking(
+            uid=facts.uid, external_key=request.external_key, organiser=organiser, rooms=save.rooms,
+            subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
+            request=request, state=TmsState.PENDING, updated_at=now,
+            notified_hash=facts.booking.notified_hash if facts.booking else None,
+        )  # fmt: skip
+        previous = facts.records.get(facts.room)
+        record = SyncRecord(
+            room=facts.room, uid=facts.uid, item_id=item.item_id, change_key=item.change_key, content_hash="",
+            status=BookingStatus.PENDING, organiser=item.organiser, start=item.start, end=item.end,
+            subject=item.subject, updated_at=now, recheck_at=now + RETRY_AFTER,
+            response=previous.response if previous is not None else RoomResponse.NONE,
+        )  # fmt: skip
+        with self.store.transaction() as tx:
+            tx.upsert_booking(intent)
+            tx.upsert_record(record)
 
     def _predict(
         self, facts: MeetingFacts, booking: Booking | None, *, saved: bool
@@ -310,7 +345,7 @@ class Engine:
         return booking, prediction.note
 
     def _failed(
-        self, run_id: str, facts: MeetingFacts, plan: TmsPlan, exc: TransientError, now: datetime
+        self, run_id: str, facts: MeetingFacts, plan: TmsPlan, exc: Exception, now: datetime
     ) -> MeetingResult:
         result = MeetingResult.stopped(facts, plan, exc)
         self._write(run_id, facts, plan, result, now)

@@ -82,8 +82,8 @@ class MeetingResult:
         return result
 
     @classmethod
-    def stopped(cls, facts: MeetingFacts, plan: TmsPlan, exc: TransientError) -> MeetingResult:
-        """A meeting stopped by a transient failure before anything was applied."""
+    def stopped(cls, facts: MeetingFacts, plan: TmsPlan, exc: Exception) -> MeetingResult:
+        """A meeting stopped before anything was applied (a transient failure, or a surprise)."""
         return cls(facts=facts, plan=plan, outcome="failed", error=str(exc), transient=True)
 
     @classmethod

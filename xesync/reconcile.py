@@ -178,7 +178,10 @@ def _room_leaves(
 ) -> TmsPlan:
     booking = facts.booking
     ihash = item_hash(item) if item is not None else ""
-    if booking is None or not booking.live or booking.request is None:
+    maybe_booked = booking is not None and (booking.live or booking.state is TmsState.PENDING)
+    if booking is None or not maybe_booked or booking.request is None:
+        # Never booked (or deleted, or refused). A PENDING booking is a save whose answer we never
+        # stored (a crash): TMS may hold it, so it is cancelled by key like a live one.
         return TmsPlan(uid=facts.uid, cancelled=True, item_hash=ihash)
     if booking.end <= now and booking.request.recurrence is None:
         # L1: a meeting that has ended stays in TMS as it ran.

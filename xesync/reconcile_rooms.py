@@ -124,7 +124,8 @@ def mass_cancel_refusal(
 
     :param records: the room's records before the pass.
     :param full_sync: the pass read the whole calendar (no or an invalid sync state).
-    :param items_seen: how many live items the pass returned.
+    :param items_seen: how many items the pass returned, cancelled ones included (a cancelled copy is
+        evidence that the calendar is there; "suddenly nothing" means no item at all).
     """
     if not policy.mass_cancel_guard or policy.force_cancel:
         return None
