@@ -43,6 +43,8 @@ class MeetingResult:
 
     :ivar outcome: one word for the canonical line: ``booked``, ``declined``, ``cancelled``,
         ``skipped``, ``unchanged``, ``failed``, ``planned`` or ``refused`` (by the fuse).
+    :ivar decision: what the meeting's state is after the pass (the outcome before ``unchanged``
+        replaced it on the canonical line); the record's status follows it.
     :ivar booking: the booking row to store, if it changed.
     :ivar deferred: nothing happened but a changekey bump; the record is refreshed with the room.
     """
@@ -58,6 +60,7 @@ class MeetingResult:
     deferred: bool = False
     planned_rooms: tuple[RoomAction, ...] = ()
     applied: list[Any] = field(default_factory=list)
+    decision: str = ""
 
     @classmethod
     def of(
@@ -72,7 +75,7 @@ class MeetingResult:
             transient=isinstance(failure, TransientError),
             applied=[a for a, _ in tms.applied] + list(rooms.applied),
         )  # fmt: skip
-        result.outcome = _outcome(result, booking)
+        result.outcome = result.decision = _outcome(result, booking)
         previous = facts.records.get(facts.room)
         if not result.applied and failure is None and result.booking is None and previous is not None:
             fresh = record_after(facts, plan, result, previous.updated_at, retry_after=timedelta(0))
@@ -118,13 +121,14 @@ def _same(a: SyncRecord, b: SyncRecord) -> bool:
 
 
 def _status(result: MeetingResult, booking: Booking | None) -> BookingStatus:
+    decision = result.decision or result.outcome
     return {
         "failed": BookingStatus.FAILED,
         "cancelled": BookingStatus.CANCELLED,
         "declined": BookingStatus.DECLINED,
         "skipped": BookingStatus.PENDING,
     }.get(
-        result.outcome,
+        decision,
         BookingStatus.DEFECTIVE
         if booking is not None and booking.state.value == "defective"
         else BookingStatus.BOOKED,

@@ -188,6 +188,10 @@ def _room_leaves(
         skip = Refuse(uid=facts.uid, code="past", reason="the meeting has ended; TMS keeps it", decline=False)
         return TmsPlan(uid=facts.uid, cancelled=True, refusal=skip, item_hash=ihash)
     members = participants(facts, rooms, this_room_live=False)
+    if members == booking.rooms and booking.live:
+        # The room was never a participant (TMS refused it, and its declined copy left the room's
+        # calendar), or it left already: the conference has exactly these rooms.
+        return TmsPlan(uid=facts.uid, cancelled=True, item_hash=ihash)
     if not members:
         why = "the meeting was cancelled" if item is not None else "the meeting left the room's calendar"
         delete = DeleteBooking(uid=facts.uid, external_key=booking.external_key, reason=why)

@@ -80,6 +80,12 @@ def plan_room(
             room=item.room, to=item.organiser, subject=item.subject, when=when, rooms=names, reason=reason,
             uid=item.uid,
         )  # fmt: skip
+        if booking is not None and booking.live:
+            # TMS refused this room alone; the conference books the others. The booking's notice
+            # stays the confirmation the organiser has: this decline tells them once, as the room's
+            # copy leaves the calendar with it (ews.md §1.10).
+            message = mail.text if policy.notify_organiser else reason
+            return (Decline(ref=ref, message=message, reason=reason),)
         notice = notice_hash("declined", reason)
         told = booking is not None and booking.notified_hash == notice
         tell = policy.notify_organiser and not told
