@@ -14,7 +14,7 @@ call, and the engine syncs every room or one. After each pass over every room th
 - a series' exceptions in TMS are the organiser's moved and cancelled occurrences;
 - a second pass with nothing changed in between writes nothing to TMS or Exchange;
 - the fuse trips exactly when a room's pass would cancel too many of its bookings, and a room it
-  trips for keeps every conference it had until ``--force-cancel``.
+  trips for stays in every conference whose cancellation it refused, until ``--force-cancel``.
 
 Rooms are synced one after another (``max_workers=1``) so that every example replays the same way;
 two rooms of one meeting still meet in one pass, the second joining the first's conference.
@@ -547,3 +547,29 @@ def test_declining_one_room_does_not_mail_the_confirmation_of_another_again(kit)
     kit.sync()
     assert kit.source.writes == ews
     assert kit.source.outbox == []  # the confirmation rode on Oslo's accept
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "engine bug: a pass the fuse holds still books the room's new meetings and records them; the "
+        "next pass counts them among the room's future bookings, the same refused cancellations fall "
+        "under the share, and they are applied with no change in the calendar and no --force-cancel"
+    ),
+)
+def test_cancellations_the_fuse_refused_wait_for_force_cancel_on_the_next_pass(tmp_path):
+    """Cancellations the fuse refused stay refused on the next pass, though the held pass booked new ones."""
+    kit = Kit(tmp_path, policy=POLICY)
+    kit.engine = kit.make_engine(max_workers=1)
+    for day, uid in enumerate(("F1", "F2"), start=1):
+        kit.source.put(meeting(uid, room=OSLO, start=NOW + timedelta(days=day)))
+    kit.sync(OSLO)
+    for uid in ("F1", "F2"):
+        kit.source.put(dataclasses.replace(kit.source.copy(OSLO, uid), cancelled=True))
+    for day, uid in enumerate(("F3", "F4"), start=3):
+        kit.source.put(meeting(uid, room=OSLO, start=NOW + timedelta(days=day)))
+    assert kit.sync(OSLO).failed_rooms == [OSLO]  # 2 of 2 future bookings: refused
+    assert len(kit.sink.conferences) == 4
+    assert kit.sync(OSLO).failed_rooms == [OSLO]  # nothing changed: still refused
+    assert {external_key("F1"), external_key("F2")} <= set(kit.sink.conferences)
+    kit.close()
