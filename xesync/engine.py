@@ -45,11 +45,18 @@ import structlog
 from xesync import events
 from xesync.actions import MeetingFacts, Policy, RoomAction, RoomInfo, SaveBooking, TmsPlan
 from xesync.directory import Directory, NotInDirectory, Person
-from xesync.engine_record import MeetingResult, audit_entries, emit, emit_warning, record_after
+from xesync.engine_record import (
+    MeetingResult,
+    audit_entries,
+    emit,
+    emit_warning,
+    intent_rows,
+    record_after,
+)
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
 from xesync.executor import Executor
 from xesync.meetings import ItemRef, RoomItem
-from xesync.model import Booking, BookingStatus, RoomResponse, RoomSyncState, SyncRecord, TmsState
+from xesync.model import Booking, RoomSyncState, SyncRecord, TmsState
 from xesync.notify import Templates
 from xesync.ports import BookingSink, CalendarSource, LicencePreflight
 from xesync.reconcile import plan_tms
@@ -171,7 +178,9 @@ class Engine:
         refusal = mass_cancel_refusal(
             room, [p for p, _, _ in plans.values()], self.store.records(room), full_sync=changes.full,
             items_seen=len(changes.items), policy=self.policy, now=now,
+            held=state.fuse_held if state is not None else (),
         )  # fmt: skip
+        cancelling = {p.uid for p, _, _ in plans.values() if p.cancelled and p.actions}
         if refusal is not None:
             log.error(events.GUARD_MASS_CANCEL_REFUSED, room=room, reason=refusal)
             report.held, report.ok, report.error = True, False, refusal
@@ -194,6 +203,14 @@ class Engine:
             (refreshes if result.deferred else []).append(result)
         if not self.dry_run and not report.held:
             self._commit_room(room, changes.sync_state, refreshes, now)
+        elif not self.dry_run:
+            # Held: the sync state stays (the refused changes come again), the refusal is remembered.
+            held = RoomSyncState(
+                room=room, sync_state=state.sync_state if state else None, updated_at=now,
+                fuse_held=tuple(sorted(cancelling)),
+            )  # fmt: skip
+            with self.store.transaction() as tx:
+                tx.put_room_state(held)
         log.info(
             events.ROOM_SYNCED, room=room, meetings=len(report.meetings), held=report.held, full=changes.full
         )
@@ -303,29 +320,12 @@ class Engine:
         return result
 
     def _intend(self, facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime) -> None:
-        """Before a first save, store that one may land: a crash between TMS's answer and our write
-        must not leave a conference nothing points at (a cancel arriving afterwards finds this row,
-        and the recheck replays the save even if Exchange reports no change)."""
-        save = next((a for a in plan.actions if isinstance(a, SaveBooking)), None)
-        if save is None or (facts.booking is not None and facts.booking.live) or facts.item is None:
-            return
-        request, item = save.request, facts.item
-        intent = Booking(
-            uid=facts.uid, external_key=request.external_key, organiser=organiser, rooms=save.rooms,
-            subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
-            request=request, state=TmsState.PENDING, updated_at=now,
-            notified_hash=facts.booking.notified_hash if facts.booking else None,
-        )  # fmt: skip
-        previous = facts.records.get(facts.room)
-        record = SyncRecord(
-            room=facts.room, uid=facts.uid, item_id=item.item_id, change_key=item.change_key, content_hash="",
-            status=BookingStatus.PENDING, organiser=item.organiser, start=item.start, end=item.end,
-            subject=item.subject, updated_at=now, recheck_at=now + RETRY_AFTER,
-            response=previous.response if previous is not None else RoomResponse.NONE,
-        )  # fmt: skip
-        with self.store.transaction() as tx:
-            tx.upsert_booking(intent)
-            tx.upsert_record(record)
+        """Before a first save, store that one may land (see :func:`engine_record.intent_rows`)."""
+        rows = intent_rows(facts, plan, organiser, now, retry_after=RETRY_AFTER)
+        if rows is not None:
+            with self.store.transaction() as tx:
+                tx.upsert_booking(rows[0])
+                tx.upsert_record(rows[1])
 
     def _predict(
         self, facts: MeetingFacts, booking: Booking | None, *, saved: bool

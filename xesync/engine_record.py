@@ -34,7 +34,7 @@ from xesync.actions import (
 from xesync.errors import TransientError, XesyncError
 from xesync.executor import RoomOutcome, TmsOutcome
 from xesync.meetings import Response
-from xesync.model import AuditEntry, AuditOutcome, Booking, BookingStatus, RoomResponse, SyncRecord
+from xesync.model import AuditEntry, AuditOutcome, Booking, BookingStatus, RoomResponse, SyncRecord, TmsState
 
 
 @dataclass(slots=True)
@@ -299,3 +299,32 @@ def audit_entries(
             )
         )
     return out
+
+
+def intent_rows(
+    facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime, *, retry_after: timedelta
+) -> tuple[Booking, SyncRecord] | None:
+    """The rows that say "a first save may land" before it is sent; ``None`` when none is needed.
+
+    A crash between TMS's answer and our write must not leave a conference nothing points at: a
+    cancel arriving afterwards finds this pending booking and deletes by key, and the record's recheck
+    replays the save even if Exchange reports no change.
+    """
+    save = next((a for a in plan.actions if isinstance(a, SaveBooking)), None)
+    if save is None or (facts.booking is not None and facts.booking.live) or facts.item is None:
+        return None
+    request, item = save.request, facts.item
+    previous = facts.records.get(facts.room)
+    booking = Booking(
+        uid=facts.uid, external_key=request.external_key, organiser=organiser, rooms=save.rooms,
+        subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
+        request=request, state=TmsState.PENDING, updated_at=now,
+        notified_hash=facts.booking.notified_hash if facts.booking else None,
+    )  # fmt: skip
+    record = SyncRecord(
+        room=facts.room, uid=facts.uid, item_id=item.item_id, change_key=item.change_key, content_hash="",
+        status=BookingStatus.PENDING, organiser=item.organiser, start=item.start, end=item.end,
+        subject=item.subject, updated_at=now, recheck_at=now + retry_after,
+        response=previous.response if previous is not None else RoomResponse.NONE,
+    )  # fmt: skip
+    return booking, record

@@ -251,11 +251,14 @@ class RoomSyncState:
     :param room: the room key.
     :param sync_state: the opaque ``SyncFolderItems`` state, or ``None`` to force a full sync.
     :param updated_at: when it was stored.
+    :param fuse_held: the UIDs whose cancellation the data-loss fuse refused in this room; they stay
+        refused on later passes (whatever else the room books meanwhile) until ``--force-cancel``.
     """
 
     room: str
     sync_state: str | None
     updated_at: datetime
+    fuse_held: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _normalise(self, "updated_at")

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from xesync import dialin
@@ -125,11 +125,14 @@ def mass_cancel_refusal(
     items_seen: int,
     policy: Policy,
     now: datetime,
+    held: Collection[str] = (),
 ) -> str | None:
     """Why this room's cancellations must not be applied, or ``None`` when they may.
 
     :param records: the room's records before the pass.
     :param full_sync: the pass read the whole calendar (no or an invalid sync state).
+    :param held: the UIDs whose cancellation the fuse refused on an earlier pass: refused again while
+        asked for, however many meetings the room booked meanwhile (they would dilute the share).
     :param items_seen: how many items the pass returned, cancelled ones included (a cancelled copy is
         evidence that the calendar is there; "suddenly nothing" means no item at all).
     """
@@ -144,6 +147,12 @@ def mass_cancel_refusal(
     # declined or never booked here takes nothing away.
     future_uids = {r.uid for r in future}
     cancelling = sum(1 for p in plans if p.cancelled and p.actions and p.uid in future_uids)
+    waiting = set(held) & {p.uid for p in plans if p.cancelled and p.actions}
+    if waiting:
+        return (
+            f"{len(waiting)} cancellation(s) in room {room} were refused by the data-loss fuse and are still "
+            f"pending; check the room's calendar, then run `xesync sync --room {room} --force-cancel`"
+        )
     if full_sync and items_seen == 0 and future:
         return (
             f"Exchange returned no meetings for room {room}, which has {len(future)} future booking(s); "

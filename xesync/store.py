@@ -31,6 +31,7 @@ records do not hold (ews.md §1.7; vdirsyncer ``status.py`` swaps in its ``new_s
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -111,7 +112,7 @@ def _select_record(
 
 def _select_room_state(conn: sqlite3.Connection, room: str) -> RoomSyncState | None:
     row = conn.execute(
-        "SELECT room, sync_state, updated_at FROM room_state WHERE room = ?", (room,)
+        "SELECT room, sync_state, updated_at, fuse_held FROM room_state WHERE room = ?", (room,)
     ).fetchone()
     return None if row is None else room_state_from_row(row)
 
@@ -170,10 +171,10 @@ class Transaction(BookingQueries):
     def put_room_state(self, state: RoomSyncState) -> None:
         """Store the room's EWS sync state (``sync_state=None`` makes the next sync start over)."""
         self._c().execute(
-            "INSERT INTO room_state (room, sync_state, updated_at) VALUES (?, ?, ?) "
+            "INSERT INTO room_state (room, sync_state, updated_at, fuse_held) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (room) DO UPDATE SET room = excluded.room, sync_state = excluded.sync_state, "
-            "updated_at = excluded.updated_at",
-            (state.room, state.sync_state, encode_ts(state.updated_at)),
+            "updated_at = excluded.updated_at, fuse_held = excluded.fuse_held",
+            (state.room, state.sync_state, encode_ts(state.updated_at), json.dumps(sorted(state.fuse_held))),
         )
 
     def records(self, room: str) -> list[SyncRecord]:
@@ -383,7 +384,7 @@ class Store(BookingQueries):
         """Return every room's stored sync state, by room key."""
         with self._lock:
             rows = self._connection().execute(
-                "SELECT room, sync_state, updated_at FROM room_state ORDER BY room"
+                "SELECT room, sync_state, updated_at, fuse_held FROM room_state ORDER BY room"
             )
             return [room_state_from_row(row) for row in rows]
 

@@ -177,6 +177,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX record_uid ON record (uid)",
             "CREATE INDEX record_item ON record (room, item_id)",
             "CREATE INDEX record_recheck ON record (room, recheck_at) WHERE recheck_at IS NOT NULL",
+            "ALTER TABLE room_state ADD COLUMN fuse_held TEXT NOT NULL DEFAULT '[]'",
             # The licence verdicts became the seven of the licence proof; map the first release's.
             "UPDATE licence_check SET verdict = 'pmp_confirmed' WHERE verdict = 'pmp'",
             "UPDATE licence_check SET verdict = 'smp_no_owner' WHERE verdict = 'smp'",
@@ -280,9 +281,12 @@ def record_from_row(row: sqlite3.Row) -> SyncRecord:
 
 
 def room_state_from_row(row: sqlite3.Row) -> RoomSyncState:
-    """The sync state in a row selected as ``room, sync_state, updated_at``."""
+    """The sync state in a row selected as ``room, sync_state, updated_at, fuse_held``."""
     return RoomSyncState(
-        room=row["room"], sync_state=row["sync_state"], updated_at=decode_ts(row["updated_at"])
+        room=row["room"],
+        sync_state=row["sync_state"],
+        updated_at=decode_ts(row["updated_at"]),
+        fuse_held=tuple(json.loads(row["fuse_held"])),
     )
 
 
