@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from xesync import events, store
+from xesync import events, store, store_setup
 from xesync.errors import (
     StoreBusyError,
     StoreError,
@@ -644,7 +644,7 @@ def test_failed_migration_rolls_back_only_its_own_step(db):
     conn = sqlite3.connect(db, isolation_level=None)
     try:
         with pytest.raises(StoreMigrationError, match="already exists") as err:
-            store._migrate(conn, db, broken)
+            store_setup._migrate(conn, db, broken)
         assert err.value.version == SCHEMA_VERSION + 1
         assert err.value.path == str(db)
         assert isinstance(err.value.__cause__, sqlite3.OperationalError)
@@ -657,9 +657,9 @@ def test_failed_migration_rolls_back_only_its_own_step(db):
 
 def test_misnumbered_migrations_are_caught():
     """Migrations must be numbered 1, 2, 3 … in order."""
-    store._check_migrations(store.MIGRATIONS)
+    store_setup._check_migrations(store.MIGRATIONS)
     with pytest.raises(RuntimeError, match="count up"):
-        store._check_migrations((store.MIGRATIONS[1], store.MIGRATIONS[0]))
+        store_setup._check_migrations((store.MIGRATIONS[1], store.MIGRATIONS[0]))
 
 
 # -- model ------------------------------------------------------------------------------------------
