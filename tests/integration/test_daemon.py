@@ -224,6 +224,16 @@ def test_the_service_notifies_systemd_books_reloads_safely_and_stops_cleanly(
         ),
     )
     assert "xesync_room_passes_total" in metrics
+    # A meeting starting within cms.check_lead (5 minutes) is checked on CMS as soon as it is booked:
+    # the licence job runs after the pass and counts the check's verdict.
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=3)
+    alice.book("Starts in three minutes", start, start + timedelta(minutes=30))
+    wait_until("the booking in TMS", lambda: conferences(lab) == 2)
+    wait_until(
+        "a licence verdict counted",
+        lambda: 'xesync_licence_verdicts_total{verdict="'
+        in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode(),
+    )
 
     good = config.read_text(encoding="utf-8")
     config.write_text(good.replace('interval = "2s"', 'interval = "soon"\nbogus = 1'), encoding="utf-8")
@@ -234,7 +244,7 @@ def test_the_service_notifies_systemd_books_reloads_safely_and_stops_cleanly(
     assert "bogus" in problems
     assert daemon.proc.poll() is None
     alice.book("After the refused reload", *soon(4, 10))
-    wait_until("a second booking under the old configuration", lambda: conferences(lab) == 2)
+    wait_until("a booking under the old configuration", lambda: conferences(lab) == 3)
 
     daemon.signal(signal.SIGTERM)
     assert daemon.proc.wait(30) == 0
