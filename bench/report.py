@@ -120,8 +120,8 @@ def markdown(data: dict[str, Any]) -> str:  # noqa: C901, PLR0912 - one table af
         "",
         (
             "Bound = (EWS requests x EWS latency + TMS requests x TMS latency) ÷ concurrency. "
-            "Lab CPU is the lab process's CPU seconds in the same window (near the wall time: the lab is the "
-            "bottleneck)."
+            "Worker CPU and Lab CPU are the two processes' CPU seconds in the same window; on 2 cores their "
+            "sum against the wall time says how CPU-bound the import was (the lab runs in the orchestrator)."
         ),
         "",
         (
