@@ -163,7 +163,10 @@ class Passes:
             for meeting in room.meetings:
                 if meeting.outcome:
                     self._metrics.booking(meeting.outcome)
-        self.after_pass()
+        # Re-plan the licence job only when a booking row changed: planning reads every live booking,
+        # and after each of a thousand rooms' idle passes that was the daemon's main CPU cost (bench/).
+        if any(m.booking is not None for room in report.rooms for m in room.meetings):
+            self.after_pass()
 
 
 class Licences:
