@@ -231,8 +231,10 @@ def test_the_service_notifies_systemd_books_reloads_safely_and_stops_cleanly(
     wait_until("the booking in TMS", lambda: conferences(lab) == 2)
     wait_until(
         "a licence verdict counted",
-        lambda: 'xesync_licence_verdicts_total{verdict="'
-        in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode(),
+        lambda: (
+            'xesync_licence_verdicts_total{verdict="'
+            in urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        ),
     )
 
     good = config.read_text(encoding="utf-8")
