@@ -37,16 +37,17 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 
 from xesync import events
-from xesync.actions import MeetingFacts, Policy, RoomAction, RoomInfo, SaveBooking, TmsPlan
+from xesync.actions import MeetingFacts, Policy, RoomInfo, SaveBooking, TmsPlan
 from xesync.directory import Directory, NotInDirectory, Person
 from xesync.engine_record import (
     MeetingResult,
+    RoomReport,
+    SyncReport,
     audit_entries,
     emit,
     emit_warning,
@@ -56,40 +57,18 @@ from xesync.engine_record import (
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
 from xesync.executor import Executor
 from xesync.meetings import ItemRef, RoomItem
-from xesync.model import Booking, RoomSyncState, SyncRecord, TmsState
+from xesync.model import Booking, RoomSyncState, SyncRecord
 from xesync.notify import Templates
 from xesync.ports import BookingSink, CalendarSource, LicencePreflight
 from xesync.reconcile import plan_tms
-from xesync.reconcile_rooms import mass_cancel_refusal, plan_room
+from xesync.reconcile_rooms import mass_cancel_refusal, plan_room, preview_room
 from xesync.store import Store
+
+__all__ = ["RETRY_AFTER", "Engine", "RoomReport", "SyncReport"]
 
 log = structlog.get_logger("xesync.engine")
 
 RETRY_AFTER = timedelta(minutes=2)  # a meeting that failed on a transient error is read again then
-
-
-@dataclass(slots=True)
-class RoomReport:
-    """How one room's pass ended."""
-
-    room: str
-    ok: bool = True
-    error: str | None = None
-    meetings: list[MeetingResult] = field(default_factory=list)
-    held: bool = False  # the sync state was kept (fuse tripped, or a failure)
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """How a pass over the rooms ended."""
-
-    run_id: str
-    rooms: list[RoomReport] = field(default_factory=list)
-
-    @property
-    def failed_rooms(self) -> list[str]:
-        """The rooms whose pass did not complete."""
-        return [r.room for r in self.rooms if not r.ok]
 
 
 class Engine:
@@ -297,7 +276,10 @@ class Engine:
         for warning in plan.warnings:
             emit_warning(log, warning, facts.room)
         if self.dry_run:
-            result = MeetingResult.planned(facts, plan, self._planned_rooms(facts, plan, now))
+            preview = preview_room(
+                facts, plan, now=now, policy=self.policy, templates=self.templates, rooms=self.rooms
+            )
+            result = MeetingResult.planned(facts, plan, preview)
             self._write(run_id, facts, plan, result, now, audit_only=True)
             return result
         self._intend(facts, plan, organiser, now)
@@ -398,25 +380,3 @@ class Engine:
                 except Exception as exc:  # one bad row must not lose the room's state
                     log.exception(events.MEETING_FAILED, room=room, uid=result.facts.uid, error=str(exc))
             tx.put_room_state(RoomSyncState(room=room, sync_state=sync_state, updated_at=now))
-
-    def _planned_rooms(self, facts: MeetingFacts, plan: TmsPlan, now: datetime) -> tuple[RoomAction, ...]:
-        """What the rooms would be told if TMS accepted the plan as it stands (for ``xesync plan``)."""
-        booking = facts.booking
-        if plan.request is not None and any(isinstance(a, SaveBooking) for a in plan.actions):
-            request = plan.request
-            base = booking or Booking(
-                uid=facts.uid, external_key=request.external_key,
-                organiser=facts.item.organiser if facts.item else "",
-                subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
-                state=TmsState.SAVED, updated_at=now,
-            )  # fmt: skip
-            booking = dataclasses.replace(base, state=TmsState.SAVED, rooms=plan.rooms, request=request)
-        return plan_room(
-            facts,
-            plan,
-            booking,
-            tms_error=None,
-            policy=self.policy,
-            templates=self.templates,
-            rooms=self.rooms,
-        )

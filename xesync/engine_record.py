@@ -100,6 +100,30 @@ class MeetingResult:
         return cls(facts=facts, plan=plan, outcome="refused", error=reason)
 
 
+@dataclass(slots=True)
+class RoomReport:
+    """How one room's pass ended."""
+
+    room: str
+    ok: bool = True
+    error: str | None = None
+    meetings: list[MeetingResult] = field(default_factory=list)
+    held: bool = False  # the sync state was kept (fuse tripped, or a failure)
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """How a pass over the rooms ended."""
+
+    run_id: str
+    rooms: list[RoomReport] = field(default_factory=list)
+
+    @property
+    def failed_rooms(self) -> list[str]:
+        """The rooms whose pass did not complete."""
+        return [r.room for r in self.rooms if not r.ok]
+
+
 def _outcome(result: MeetingResult, booking: Booking | None) -> str:
     plan, room = result.plan, result.facts.room
     if result.transient:

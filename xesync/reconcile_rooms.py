@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from xesync.actions import (
     Policy,
     RoomAction,
     RoomInfo,
+    SaveBooking,
     SendMail,
     SetBody,
     TmsPlan,
@@ -170,3 +172,26 @@ def mass_cancel_refusal(
             f"`xesync sync --room {room} --force-cancel` to apply it"
         )
     return None
+
+
+def preview_room(
+    facts: MeetingFacts,
+    plan: TmsPlan,
+    *,
+    now: datetime,
+    policy: Policy,
+    templates: Templates,
+    rooms: Mapping[str, RoomInfo],
+) -> tuple[RoomAction, ...]:
+    """What the room would be told if TMS accepted the plan as it stands (``xesync plan``, dry runs)."""
+    booking = facts.booking
+    if plan.request is not None and any(isinstance(a, SaveBooking) for a in plan.actions):
+        request = plan.request
+        base = booking or Booking(
+            uid=facts.uid, external_key=request.external_key,
+            organiser=facts.item.organiser if facts.item else "",
+            subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
+            state=TmsState.SAVED, updated_at=now,
+        )  # fmt: skip
+        booking = dataclasses.replace(base, state=TmsState.SAVED, rooms=plan.rooms, request=request)
+    return plan_room(facts, plan, booking, tms_error=None, policy=policy, templates=templates, rooms=rooms)
