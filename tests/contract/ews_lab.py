@@ -2,58 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from exchangelib import (
-    BASIC,
-    DELEGATE,
-    Account,
-    Build,
     CalendarItem,
-    Configuration,
-    Credentials,
     EWSDateTime,
     EWSTimeZone,
-    Version,
 )
-from exchangelib import UTC as EWS_UTC
 from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
-from exchangelib.protocol import Protocol
 from exchangelib.recurrence import NumberedPattern, Recurrence, WeeklyPattern
 
 from xesync.adapters.exchange import ExchangeCalendarSource
 from xesync.adapters.exchange_items import response_of
+from xesync.lab.outlook import OutlookUser
 from xesync.meetings import Response
 
 
-class LabOrganiser:
-    """The :class:`CalendarDriver` for the lab: a lab user sends meetings with unmodified exchangelib."""
+class LabOrganiser(OutlookUser):
+    """The :class:`CalendarDriver` for the lab: the product's Outlook user, with the hooks the
+    contract tests drive (the organiser's side of moves, cancellations and responses)."""
 
     def __init__(self, lab: Any, room: str, organiser: str = "alice@lab.example") -> None:
+        super().__init__(lab.describe()["ews"], organiser)
         self.lab = lab
         self.room = room
         self.organiser = organiser
-        user = next(u for u in lab.describe()["ews"]["users"] if u["email"] == organiser)
-        self._config = Configuration(
-            service_endpoint=lab.describe()["ews"]["url"],
-            credentials=Credentials(organiser, user["password"]),
-            auth_type=BASIC,
-            version=Version(build=Build(15, 1, 2507, 6)),
-        )
-        self.account = Account(
-            organiser, config=self._config, autodiscover=False, access_type=DELEGATE, default_timezone=EWS_UTC
-        )
-        self._sent: dict[str, Any] = {}
-
-    def close(self) -> None:
-        """Close the organiser's sessions and forget its cached protocol."""
-        self.account.protocol.close()
-        with contextlib.suppress(KeyError):
-            del Protocol[self._config]
 
     def now(self) -> datetime:
         """The lab clock."""
