@@ -38,7 +38,11 @@ CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 
 
 class Code(IntEnum):
-    """TMS error codes: §10.2 [documented], and the lab's guesses where the spec has none."""
+    """TMS error codes: §10.2 [documented], and the lab's guesses where the spec has none.
+
+    The lab's TMS simulator keeps its own copy (``xesync/lab/tms/soap.py``) on purpose: client and
+    simulator each transcribe the spec, so a mistake in one shows up as a failing test against the other.
+    """
 
     LICENSE = -2147219503
     DATABASE_DOWN = -2147219500
