@@ -1,8 +1,7 @@
 """The licence proof at work: the pre-flight at booking, and the checks of each sitting on CMS.
 
-:class:`LicencePreflightService` is the engine's :class:`~xesync.ports.LicencePreflight`: after a
-TMS save it asks CMS whether the organiser is a licensed CMS user and predicts PMP+ or SMP+
-(:func:`xesync.licence.predict`). It never raises; a CMS that cannot be asked gives ``licence=None``.
+The pre-flight at booking (:class:`LicencePreflightService`) lives in :mod:`xesync.licence_preflight`
+and is re-exported here.
 
 :class:`LicenceChecker` proves, sitting by sitting (:mod:`xesync.licence_schedule`), which licence
 each booked call used (cms-api.md §3.4), stores every verdict and emits it as one
@@ -38,7 +37,6 @@ Decisions:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,91 +46,23 @@ from xesync import events
 from xesync.cms_facts import MeetingOnCms
 from xesync.directory import Directory, NotInDirectory, Person
 from xesync.errors import XesyncError
-from xesync.licence import Licence, StartFacts, Verdict, decide, predict
+from xesync.licence import StartFacts, Verdict, decide
 from xesync.licence_fixup import OpenFixup, OwnerFixer, iso
+from xesync.licence_preflight import LicencePreflightService
 from xesync.licence_schedule import Sitting, sittings
 from xesync.model import Booking, CheckStage, LicenceCheck, LicenceVerdict
-from xesync.ports import CallMonitor, LicencePrediction
+from xesync.ports import CallMonitor
 from xesync.store import Store
 
 log = structlog.get_logger("xesync.licence")
+
+__all__ = ["LicenceChecker", "LicencePreflightService", "Step"]
 
 START_DELAY = timedelta(minutes=1)  # the verdict a minute after the start, once TMS has posted the call
 RETRY = timedelta(minutes=2)  # an unverifiable verdict (or a failed clear) is tried again after this
 MISSED_HORIZON = timedelta(days=1)  # sittings that ended longer ago than this are not marked "missed"
 LOOKAHEAD = timedelta(days=400)  # how far next_due looks for a booking's next sitting
 _PMP = (LicenceVerdict.PMP_CONFIRMED, LicenceVerdict.PMP_LIKELY)
-
-
-# ---------------------------------------------------------------------------------- pre-flight
-
-
-class LicencePreflightService:
-    """Predicts a booking's licence from the directory and CMS (:class:`~xesync.ports.LicencePreflight`).
-
-    :param monitor: CMS; give it no retries, so that a CMS outage does not slow the sync.
-    :param pmp_groups: ``ldap.pmp_groups``, named in the advice.
-    :param advise_organiser: put what to ask IT for in the organiser's confirmation on SMP+.
-    """
-
-    def __init__(
-        self, monitor: CallMonitor, *, pmp_groups: Sequence[str] = (), advise_organiser: bool = True
-    ) -> None:
-        self.monitor = monitor
-        self.pmp_groups = tuple(pmp_groups)
-        self.advise_organiser = advise_organiser
-
-    def predict(self, booking: Booking, organiser: Person | NotInDirectory | None) -> LicencePrediction:
-        """Predict PMP+ or SMP+ with the reason; never raises (CMS unreachable: ``licence=None``)."""
-        try:
-            return self._predict(booking, organiser)
-        except XesyncError as exc:
-            guess = "" if organiser is None else self._directory_guess(organiser)
-            log.warning(
-                events.LICENCE_PREDICTION_FAILED, uid=booking.uid, organiser=booking.organiser,
-                conference_id=booking.conference_id, error=str(exc), error_type=type(exc).__name__,
-            )  # fmt: skip
-            return LicencePrediction(licence=None, reason=f"CMS could not be asked ({exc}){guess}")
-        except Exception as exc:  # the port promises never to raise into the sync
-            log.exception(
-                events.LICENCE_PREDICTION_FAILED, uid=booking.uid, error_type=type(exc).__name__,
-                exc_info=exc,
-            )  # fmt: skip
-            return LicencePrediction(licence=None, reason=f"the prediction failed ({type(exc).__name__})")
-
-    def _directory_guess(self, organiser: Person | NotInDirectory) -> str:
-        guess = predict(organiser, None, cms_checked=False, pmp_groups=self.pmp_groups)
-        return f"; the directory alone suggests {guess.licence.value.upper()}+: {guess.reason}"
-
-    def _predict(self, booking: Booking, organiser: Person | NotInDirectory | None) -> LicencePrediction:
-        if organiser is None:
-            # No directory configured: CMS alone can say, by the organiser's e-mail address.
-            user = self.monitor.find_user(email=booking.organiser)
-            if user is not None and user.has_license:
-                why = f"CMS user {user.jid} has a licensed profile ({user.profile_from} level)"
-                return LicencePrediction(licence=Licence.PMP.value, reason=why)
-            why = (
-                f"CMS has no user with the address {booking.organiser}"
-                if user is None
-                else f"the effective CMS profile of {user.jid} ({user.profile_from} level) has no hasLicense"
-            )
-            return self._answer(Licence.SMP, why, "a CMS user with a personal PMP+ licence (hasLicense)")
-        user = None
-        if isinstance(organiser, Person):
-            user = self.monitor.find_user(jid=organiser.jid, email=organiser.email)
-        guess = predict(organiser, user, pmp_groups=self.pmp_groups)
-        return self._answer(guess.licence, guess.reason, guess.ask_it)
-
-    def _answer(self, licence: Licence, reason: str, ask_it: str | None) -> LicencePrediction:
-        note = ""
-        if licence is Licence.SMP and self.advise_organiser:
-            note = (
-                f"This meeting is expected to use a shared SMP+ licence, not your personal PMP+ licence: "
-                f"{reason}."
-            )
-            if ask_it:
-                note += f" To have your meetings use your own licence, ask IT for {ask_it}."
-        return LicencePrediction(licence=licence.value, reason=reason, note=note)
 
 
 # ---------------------------------------------------------------------------------- checker

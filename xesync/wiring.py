@@ -18,7 +18,8 @@ from xesync.actions import Policy, RoomInfo
 from xesync.config.model import Config
 from xesync.directory import Directory
 from xesync.engine import Engine
-from xesync.licence_service import LicenceChecker, LicencePreflightService
+from xesync.licence_preflight import LicencePreflightService
+from xesync.licence_service import LicenceChecker
 from xesync.notify import Templates
 from xesync.ports import BookingSink, CalendarSource, CallMonitor
 from xesync.store import Store
@@ -152,7 +153,7 @@ def build(
         if monitors is not None:
             monitor = monitors[0]
             groups = cfg.ldap.pmp_groups if cfg.ldap is not None else ()
-            preflight = LicencePreflightService(monitors[1], pmp_groups=groups)
+            preflight = LicencePreflightService(monitors[1], pmp_groups=groups, clock=clock)
             checker = checker_of(cfg, store, monitor, directory, dry_run=dry)
         engine = Engine(
             source=source,
