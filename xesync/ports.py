@@ -14,7 +14,7 @@ sync state where it was, so the change comes again); :class:`~xesync.errors.Perm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -28,7 +28,14 @@ from xesync.model import Booking
 class CalendarSource(Protocol):
     """Room mailbox calendars: read what changed, write the outcome back (EWS, later Graph)."""
 
-    def changes(self, room: str, sync_state: str | None, *, window: tuple[datetime, datetime]) -> RoomChanges:
+    def changes(
+        self,
+        room: str,
+        sync_state: str | None,
+        *,
+        window: tuple[datetime, datetime],
+        known: Mapping[str, str] | None = None,
+    ) -> RoomChanges:
         """Everything that changed in ``room``'s calendar since ``sync_state``.
 
         Series masters come with their occurrences inside ``window`` expanded (a calendar view
@@ -38,6 +45,9 @@ class CalendarSource(Protocol):
         :param room: the room key.
         :param sync_state: the state stored after the last complete pass, ``None`` for a full sync.
         :param window: ``(now, now + sync.lookahead)``: which occurrences to expand.
+        :param known: item id → the changekey the caller stored for it (after reading it, or after
+            its own write). An update that still carries that changekey is the caller's own write
+            echoed back, and is left out without reading the item. Not applied on a full sync.
         :returns: the changed and deleted items and the new state. When the given state is invalid
             or expired (``ErrorInvalidSyncStateData``), the source starts over by itself and says so
             with ``full=True``.

@@ -88,12 +88,48 @@ def test_series_pass_adds_one_calendar_view(lab_at, exchange_source, organiser):
     assert ews_requests(lab_at) == {"SyncFolderItems": 1, "GetItem": 2, "FindItem": 1}
 
 
-def test_cold_adapter_resolves_the_calendar_once(lab_at, exchange_source):
-    """The first pass also resolves the room's calendar folder (two GetFolder); later passes do not."""
+def test_cold_adapter_syncs_the_calendar_by_its_distinguished_id(lab_at, exchange_source):
+    """A room's first pass is its SyncFolderItems: no GetFolder resolves root or calendar first."""
     state = exchange_source.changes(ROOM, None, window=window(lab_at)).sync_state
-    assert ews_requests(lab_at) == {"GetFolder": 2, "SyncFolderItems": 1}
+    assert ews_requests(lab_at) == {"SyncFolderItems": 1}
     exchange_source.changes(ROOM, state, window=window(lab_at))
-    assert ews_requests(lab_at) == {"GetFolder": 2, "SyncFolderItems": 2}
+    assert ews_requests(lab_at) == {"SyncFolderItems": 2}
+
+
+def test_reading_one_item_resolves_the_calendar_once_per_room(lab_at, exchange_source, organiser):
+    """item() needs the calendar's real id (to skip Deleted Items): one GetFolder, then never again."""
+    book_single(organiser)
+    (item,) = exchange_source.changes(ROOM, None, window=window(lab_at)).items
+    lab_at.requests.reset()
+    assert exchange_source.item(ROOM, item.item_id, window=window(lab_at)).uid == item.uid
+    assert exchange_source.item(ROOM, item.item_id, window=window(lab_at)).uid == item.uid
+    assert ews_requests(lab_at) == {"GetFolder": 1, "GetItem": 2}
+
+
+def test_own_body_write_is_not_read_again(lab_at, exchange_source, organiser):
+    """An update still carrying the changekey our body write returned is left out, and costs no GetItem."""
+    book_single(organiser)
+    first = exchange_source.changes(ROOM, None, window=window(lab_at))
+    (item,) = first.items
+    ref = exchange_source.set_body(ItemRef(ROOM, item.item_id, item.change_key), "Dial 1234", html=False)
+    lab_at.requests.reset()
+    mine = exchange_source.changes(
+        ROOM, first.sync_state, window=window(lab_at), known={ref.item_id: ref.change_key}
+    )
+    assert mine.items == ()
+    assert ews_requests(lab_at) == {"SyncFolderItems": 1}
+    stale = exchange_source.changes(
+        ROOM, first.sync_state, window=window(lab_at), known={item.item_id: item.change_key}
+    )
+    assert [i.item_id for i in stale.items] == [item.item_id]  # a changekey we did not store: read it
+
+
+def test_known_changekeys_do_not_hide_items_on_a_full_sync(lab_at, exchange_source, organiser):
+    """A full sync lists every item, known or not (a missing one would read as deleted)."""
+    book_single(organiser)
+    (item,) = exchange_source.changes(ROOM, None, window=window(lab_at)).items
+    again = exchange_source.changes(ROOM, None, window=window(lab_at), known={item.item_id: item.change_key})
+    assert [i.item_id for i in again.items] == [item.item_id]
 
 
 def test_server_busy_is_retried_after_its_back_off(lab_at, exchange_source, organiser):

@@ -9,7 +9,17 @@ Decisions, each with its reason (connection set-up: :mod:`xesync.adapters.exchan
   Remarks), so a pass is ``SyncFolderItems`` (ids only) + ``GetItem`` (chunks of 100) for what
   changed; an idle pass is the single ``SyncFolderItems``. Series are expanded by one calendar view
   per pass (``FindItem`` with ``type`` only, then ``GetItem`` of the instances' UID and times).
-  The first pass per room also resolves the calendar folder (two ``GetFolder``).
+  xesync's own writes (the dial-in body) come back from ``SyncFolderItems`` as updates; the engine
+  passes the changekeys it stored (``known``), and an update still carrying one is not read again.
+- **The calendar by its DistinguishedFolderId.** exchangelib's ``account.calendar`` resolves the
+  root and then the calendar folder (two ``GetFolder`` per room before the first sync; at 5,000 rooms
+  10,000 requests). ``SyncFolderItems``, ``FindItem`` and ``Subscribe`` take
+  ``<t:DistinguishedFolderId Id="calendar"><t:Mailbox>`` as well, so the account's root and
+  calendar are set to unresolved distinguished folders and the room's first request is its
+  ``SyncFolderItems``. The calendar's real folder id is needed only to tell a re-read item in the
+  calendar from one moved to Deleted Items (:meth:`ExchangeCalendarSource.item`); it is asked for
+  then, once per room and process (one ``GetFolder``). Impersonation and ``X-AnchorMailbox`` come
+  from the account, as before.
 - **Retries.** Throttling is left to exchangelib's (bounded) FaultTolerance. Dropped connections are
   raised at once with one pooled session (ews.md §4 trap 8), so reads are tried once more; writes
   never are: the next pass sees whether they landed.
@@ -20,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -43,6 +53,7 @@ from exchangelib.errors import (
     ErrorItemNotFound,
     ErrorTimeoutExpired,
 )
+from exchangelib.folders import Calendar, DistinguishedFolderId, Root
 from exchangelib.items import SEND_ONLY
 
 from xesync import events
@@ -104,6 +115,7 @@ class ExchangeCalendarSource:
         self._room_locks = {key: threading.Lock() for key in self._rooms}
         self._protocol: Any = None
         self._accounts: dict[str, Any] = {}
+        self._calendar_ids: dict[str, str] = {}  # room key -> the calendar's real folder id
         self._reserved = 0  # sessions held by streams (xesync.adapters.exchange_stream)
 
     # ------------------------------------------------------------------------------ plumbing
@@ -130,8 +142,19 @@ class ExchangeCalendarSource:
                     default_timezone=UTC,  # naive response values are read as UTC (ews.md §4 trap 26)
                 )
                 account.protocol = self._protocol
+                _distinguished_calendar(account)
                 self._accounts[key] = account
             return account
+
+    def _calendar_id(self, key: str, calendar: Any) -> str:
+        """The calendar's real folder id: one ``GetFolder`` per room and process, only when needed."""
+        with self._lock:
+            found = self._calendar_ids.get(key)
+        if found is None:
+            found = str(Calendar.resolve(account=calendar.account, folder=calendar).id)
+            with self._lock:
+                self._calendar_ids[key] = found
+        return found
 
     def _call(self, key: str, fn: Callable[[], T], *, item_id: str | None = None, retry: bool = False) -> T:
         """Run ``fn`` with a fresh wait budget and translated errors; reads (``retry``) get a second try."""
@@ -156,25 +179,34 @@ class ExchangeCalendarSource:
 
     # ------------------------------------------------------------------------------ reads
 
-    def changes(self, room: str, sync_state: str | None, *, window: tuple[datetime, datetime]) -> RoomChanges:
+    def changes(
+        self,
+        room: str,
+        sync_state: str | None,
+        *,
+        window: tuple[datetime, datetime],
+        known: Mapping[str, str] | None = None,
+    ) -> RoomChanges:
         """``SyncFolderItems`` until drained, then ``GetItem`` of what changed and one ``FindItem`` view.
 
         See :meth:`xesync.ports.CalendarSource.changes`.
         """
         key = self._room_key(room)
         with self._room_locks[key]:
-            return self._call(key, lambda: self._changes(key, sync_state, window), retry=True)
+            return self._call(key, lambda: self._changes(key, sync_state, window, known or {}), retry=True)
 
-    def _changes(self, key: str, sync_state: str | None, window: tuple[datetime, datetime]) -> RoomChanges:
+    def _changes(
+        self, key: str, sync_state: str | None, window: tuple[datetime, datetime], known: Mapping[str, str]
+    ) -> RoomChanges:
         account = self._account(key)
         calendar = account.calendar
         full = sync_state is None
         try:
-            changed, deleted, state = _drain(calendar, sync_state)
+            changed, deleted, state = _drain(calendar, sync_state, known if sync_state else {})
         except ErrorInvalidSyncStateData:
             # ews.md §1.7, trap 15: the state is bad or expired; start over once, never loop on it.
             self._log.warning(events.EWS_SYNC_STATE_RESET, room=key)
-            changed, deleted, state = _drain(calendar, None)
+            changed, deleted, state = _drain(calendar, None, {})
             full = True
         items = self._read_items(key, account, calendar, changed, window)
         return RoomChanges(items=items, deleted=tuple(deleted), sync_state=state, full=full)
@@ -188,7 +220,8 @@ class ExchangeCalendarSource:
             calendar = account.calendar
             # A declined or deleted item may live on in Deleted Items under the same id (the lab
             # keeps ids on a move); only one still in the room's calendar counts.
-            found = self._read_items(key, account, calendar, [item_id], window, folder_id=calendar.id)
+            folder_id = self._calendar_id(key, calendar)
+            found = self._read_items(key, account, calendar, [item_id], window, folder_id=folder_id)
             return found[0] if found else None
 
         return self._call(key, read, item_id=item_id, retry=True)
@@ -309,8 +342,33 @@ class ExchangeCalendarSource:
             release_protocol(self._config, protocol)
 
 
-def _drain(calendar: Any, sync_state: str | None) -> tuple[list[str], list[str], str]:
-    """Consume ``sync_items`` fully; only then is ``item_sync_state`` the new state (ews.md §4 trap 14)."""
+def _distinguished_calendar(account: Any) -> None:
+    """Give ``account`` its root and calendar as unresolved distinguished folders (no request).
+
+    exchangelib's ``Account.root`` and ``Account.calendar`` are cached properties that ask the server
+    (``GetFolder`` root, then calendar); setting them on the instance first means every request
+    names the calendar as ``<t:DistinguishedFolderId Id="calendar">`` with the room's mailbox, which
+    ``SyncFolderItems``, ``FindItem`` and ``Subscribe`` accept (ews.md §2.8).
+    """
+    mailbox = Mailbox(email_address=account.primary_smtp_address)
+    root = Root(
+        account=account,
+        _distinguished_id=DistinguishedFolderId(id=Root.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+    account.root = root
+    account.calendar = Calendar(
+        root=root,
+        _distinguished_id=DistinguishedFolderId(id=Calendar.DISTINGUISHED_FOLDER_ID, mailbox=mailbox),
+    )
+
+
+def _drain(
+    calendar: Any, sync_state: str | None, known: Mapping[str, str]
+) -> tuple[list[str], list[str], str]:
+    """Consume ``sync_items`` fully; only then is ``item_sync_state`` the new state (ews.md §4 trap 14).
+
+    An update whose changekey is the one in ``known`` for its id is xesync's own write: left out.
+    """
     # exchangelib falls back to the folder's last state when given None (folders/base.py), which
     # would turn a requested full sync into an incremental one.
     calendar.item_sync_state = None
@@ -320,6 +378,9 @@ def _drain(calendar: Any, sync_state: str | None) -> tuple[list[str], list[str],
         sync_state=sync_state, only_fields=[], max_changes_returned=SYNC_BATCH
     ):
         if kind in {"create", "update"}:
+            if known.get(obj.id) == obj.changekey:
+                changed.pop(obj.id, None)  # our own write (or a version already handled)
+                continue
             changed[obj.id] = None
         elif kind == "delete":
             changed.pop(obj.id, None)
