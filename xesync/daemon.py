@@ -6,16 +6,21 @@ Lifecycle (``RunState``): ``starting`` → ``running`` ⇄ ``reloading`` → ``s
    bind the ``[metrics]`` listener, schedule the jobs, open the streams, then ``READY=1``. Any
    configuration error on the way exits 2 before ``READY`` (the CLI boundary), so systemd reports a
    failed start instead of a service that runs on nothing.
-2. **Jobs** (APScheduler 3.x; every job ``max_instances=1``, ``coalesce=True`` and a
-   ``misfire_grace_time`` below its period): one interval job per room on ``sync.interval`` with
-   jitter, first run staggered over a few seconds; the full reconcile at ``sync.full_reconcile_at``
+2. **Room passes** run on the dispatcher (:class:`xesync.daemon_jobs.Passes`): every room once at
+   start, then ``sync.interval`` after its last pass (``sync.stream_safety_interval`` for a room
+   its live stream covers), wake-ups first, ``exchange.max_connections`` at a time.
+   **Jobs** (APScheduler 3.x; every job ``max_instances=1``, ``coalesce=True`` and a
+   ``misfire_grace_time`` below its period): the full reconcile at ``sync.full_reconcile_at``
    (host local time, as an admin reads a clock); housekeeping half an hour later; licence checks at
-   the next due time (:class:`xesync.daemon_jobs.Licences`).
+   the next due time (:class:`xesync.daemon_tasks.Licences`), re-planned at the next tick after a
+   pass that changed a booking.
 3. **Wake-ups.** Streams (:mod:`xesync.adapters.exchange_stream`) wake rooms between intervals and,
-   after every (re)connect, the whole group for a catch-up pass.
+   after a connect that subscribed anew (``exchange.stream_catch_up``), the whole group for a
+   catch-up pass.
 4. **SIGHUP** reloads: the new file is validated and wired first; an invalid one logs
    ``config.reload_refused`` naming every problem and the old configuration runs on. A valid one
-   waits for the passes in hand, swaps engine, rooms, jobs and streams, and closes the old adapters.
+   waits for the passes in hand, swaps engine, rooms, dispatcher, jobs and streams, and closes the
+   old adapters; every room is passed over once under the new configuration.
 5. **SIGTERM/SIGINT** stop: ``STOPPING=1``, no new pass begins, streams are cut, the passes in hand
    finish (each meeting commits alone, so "the unit of work in hand" is short), every connection
    and the store close, ``daemon.stopped``, exit 0.
@@ -23,15 +28,14 @@ Lifecycle (``RunState``): ``starting`` → ``running`` ⇄ ``reloading`` → ``s
 Why ``BackgroundScheduler`` and a main loop rather than ``BlockingScheduler``: the main thread then
 owns the signals (through :func:`signal.set_wakeup_fd`, so a handler never takes a lock a waiting
 thread holds), the watchdog and the reload, none of which has to run inside a signal handler or the
-scheduler's own loop. ``WATCHDOG=1`` is sent from that loop only while the scheduler's thread is
-alive, so a wedged scheduler stops the pings and systemd restarts the service.
+scheduler's own loop. ``WATCHDOG=1`` is sent from that loop only while the scheduler's thread and
+every pass worker are alive, so a wedged scheduler or a dead worker stops the pings and systemd
+restarts the service.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import random
 import select
 import signal
 import socket
@@ -44,25 +48,25 @@ from enum import StrEnum
 from typing import Any, cast
 
 import structlog
-from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 
 from xesync import config as config_mod
 from xesync import events, logs, wiring
 from xesync.config.model import Config
-from xesync.daemon_jobs import Licences, Passes, housekeeping, status_line
+from xesync.daemon_jobs import Passes
+from xesync.daemon_tasks import Licences, housekeeping, status_line
 from xesync.errors import XesyncError
-from xesync.health import HealthBook, HealthServer, stale_threshold
+from xesync.health import HealthBook, HealthServer, stale_threshold, streamed_threshold
 from xesync.metrics import Metrics
 from xesync.systemd import Notifier
 
 log = structlog.get_logger("xesync.daemon")
 
 TICK = 5.0  # the main loop's longest sleep: STATUS= refresh, and the watchdog when it asks for less
-FIRST_PASS_SPREAD = 5.0  # the first passes start within this many seconds, spread over the rooms
+FIRST_LICENCE_RUN = 5.0  # seconds after start: the first passes have booked something by then
+SCHEDULER_WORKERS = 3  # the reconcile, housekeeping and the licence checks: room passes have their own
 HOUSEKEEPING_AFTER = timedelta(minutes=30)  # after the nightly reconcile
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -103,15 +107,17 @@ class Daemon:
         self.state = RunState.STARTING
         self.stopping = threading.Event()
         rooms = [r.email.lower() for r in cfg.rooms]
-        self.book = HealthBook(rooms, threshold=stale_threshold(cfg.metrics, cfg.sync.interval))
+        self.book = HealthBook(
+            rooms, threshold=stale_threshold(cfg.metrics, cfg.sync.interval),
+            streamed_threshold=streamed_threshold(cfg.metrics, cfg.sync),
+        )  # fmt: skip
         self.metrics = Metrics(self.book)
         self.health: HealthServer | None = None
         self.scheduler = BackgroundScheduler(
-            executors={"default": {"type": "threadpool", "max_workers": cfg.exchange.max_connections + 2}},
+            executors={"default": {"type": "threadpool", "max_workers": SCHEDULER_WORKERS}},
             job_defaults={"max_instances": 1, "coalesce": True},
         )
         self.runtime: Runtime | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -134,10 +140,12 @@ class Daemon:
         try:
             self.health = self._listener(self.cfg)
             self.scheduler.start()
-            self._schedule(self.runtime, first=True)
+            self._schedule(self.runtime)
+            self.runtime.passes.start()
             if self.runtime.streams is not None:
                 self.runtime.streams.start()
         except BaseException:
+            self.runtime.passes.close()
             self.scheduler.shutdown(wait=False) if self.scheduler.running else None
             if self.health is not None:
                 self.health.close()
@@ -164,8 +172,10 @@ class Daemon:
                 return
             if signal.SIGHUP in signals:
                 self._reload()
+            if self.runtime is not None and self.runtime.licences is not None:
+                self.runtime.licences.plan_if_asked()
             due = watchdog is not None and time.monotonic() - last_ping >= watchdog.total_seconds() * 0.9
-            if due and self._scheduler_alive():
+            if due and self._alive():
                 self.notifier.watchdog()
                 last_ping = time.monotonic()
             self.notifier.status(self._status())
@@ -178,8 +188,10 @@ class Daemon:
         runtime = self.runtime
         if runtime is not None and runtime.streams is not None:
             runtime.streams.close()
-        # Waits for the jobs in hand: a room pass ends after its current meeting's commit and its
+        # Waits for the work in hand: a room pass ends after its current meeting's commit and its
         # room's final transaction; the reconcile ends after its current batch.
+        if runtime is not None:
+            runtime.passes.close()
         self.scheduler.shutdown(wait=True)
         if self.health is not None:
             self.health.close()
@@ -196,28 +208,34 @@ class Daemon:
             rooms = [r.email.lower() for r in cfg.rooms]
             passes = Passes(
                 wired.engine, rooms, book=self.book, metrics=self.metrics, stopping=self.stopping,
-                poke=self._poke, batch=cfg.exchange.max_connections,
+                interval=cfg.sync.interval, safety_interval=cfg.sync.stream_safety_interval,
+                workers=cfg.exchange.max_connections, batch=cfg.exchange.max_connections,
             )  # fmt: skip
-            streams = self._streams(wired, rooms, passes)
+            streams = self._streams(wired, cfg, passes)
+            if streams is not None:
+                passes.covered_since = streams.covered_since
             runtime = Runtime(cfg=cfg, wired=wired, passes=passes, streams=streams)
             checker = getattr(wired, "licence", None)
             if checker is not None:
                 runtime.licences = Licences(
                     checker, metrics=self.metrics, clock=wired.engine.clock, reschedule=self._licence_at
                 )
-                passes.after_pass = runtime.licences.plan
+                passes.after_pass = runtime.licences.plan_soon
         except BaseException:
             wired.close()
             raise
         return runtime
 
-    def _streams(self, wired: wiring.Wired, rooms: Sequence[str], passes: Passes) -> Any:
+    def _streams(self, wired: wiring.Wired, cfg: Config, passes: Passes) -> Any:
         source = wired.source
         if not (hasattr(source, "streaming_account") and hasattr(source, "reserve_sessions")):
-            return None  # a source that cannot stream (a test fake): the interval jobs alone
+            return None  # a source that cannot stream (a test fake): the interval passes alone
         from xesync.adapters.exchange_stream import StreamSet, StreamSource  # noqa: PLC0415 - exchangelib is heavy
 
-        return StreamSet(rooms, cast("StreamSource", source), _Hooks(passes, self.metrics))
+        return StreamSet(
+            passes.rooms, cast("StreamSource", source), _Hooks(passes, self.metrics),
+            catch_up=cfg.exchange.stream_catch_up,
+        )  # fmt: skip
 
     def _listener(self, cfg: Config) -> HealthServer | None:
         if not cfg.metrics.enabled:
@@ -226,20 +244,9 @@ class Daemon:
         server.start()
         return server
 
-    def _schedule(self, runtime: Runtime, *, first: bool) -> None:
+    def _schedule(self, runtime: Runtime) -> None:
         sync = runtime.cfg.sync
-        interval = sync.interval.total_seconds()
-        grace = max(1, int(interval / 2))
-        jitter = max(0, int(min(interval / 10, 30)))
         now = datetime.now(UTC)
-        rooms = runtime.passes.rooms
-        for index, room in enumerate(rooms):
-            spread = FIRST_PASS_SPREAD * index / max(1, len(rooms)) if first else self._rng.uniform(0, 1)
-            self.scheduler.add_job(
-                runtime.passes.run_room, IntervalTrigger(seconds=interval, jitter=jitter or None),
-                args=(room,), id=f"room:{room}", name=f"pass {room}", misfire_grace_time=grace,
-                next_run_time=now + timedelta(seconds=spread), replace_existing=True,
-            )  # fmt: skip
         hour, minute = (int(part) for part in sync.full_reconcile_at.split(":"))
         later = (hour * 60 + minute + int(HOUSEKEEPING_AFTER.total_seconds() // 60)) % (24 * 60)
         self.scheduler.add_job(
@@ -253,14 +260,10 @@ class Daemon:
         )  # fmt: skip
         if runtime.licences is not None:
             self.scheduler.add_job(
-                runtime.licences.run, DateTrigger(run_date=now + timedelta(seconds=FIRST_PASS_SPREAD)),
+                runtime.licences.run, DateTrigger(run_date=now + timedelta(seconds=FIRST_LICENCE_RUN)),
                 id="licence", name="licence checks", misfire_grace_time=300, replace_existing=True,
             )  # fmt: skip
         # With [cms], ``Wired.licence`` is the LicenceChecker; without it no licence job exists.
-
-    def _poke(self, room: str) -> None:
-        with contextlib.suppress(JobLookupError):
-            self.scheduler.modify_job(f"room:{room}", next_run_time=datetime.now(UTC))
 
     def _licence_at(self, when: datetime) -> None:
         runtime = self.runtime
@@ -298,14 +301,19 @@ class Daemon:
                 old.streams.close()
             for job in self.scheduler.get_jobs():
                 job.remove()
+            old.passes.close()  # the passes in hand end; then the reconcile's batch in hand
             with old.passes.holding_all():
                 self.runtime, self.cfg = new, cfg
             old.wired.close()
         logs.configure(cfg.logging, stream=sys.stderr, verbose=self.verbose)
-        self.book.set_rooms(new.passes.rooms, threshold=stale_threshold(cfg.metrics, cfg.sync.interval))
+        self.book.set_rooms(
+            new.passes.rooms, threshold=stale_threshold(cfg.metrics, cfg.sync.interval),
+            streamed_threshold=streamed_threshold(cfg.metrics, cfg.sync),
+        )  # fmt: skip
         if self.health is None and cfg.metrics.enabled:
             self.health = self._listener(cfg)
-        self._schedule(new, first=False)
+        self._schedule(new)
+        new.passes.start()
         if new.streams is not None:
             new.streams.start()
         self.state = RunState.RUNNING
@@ -325,9 +333,10 @@ class Daemon:
             self.book, backlog=runtime.passes.backlog(), streams=streams
         )
 
-    def _scheduler_alive(self) -> bool:
+    def _alive(self) -> bool:
         thread = getattr(self.scheduler, "_thread", None)
-        return bool(self.scheduler.running and thread is not None and thread.is_alive())
+        scheduler = bool(self.scheduler.running and thread is not None and thread.is_alive())
+        return scheduler and (self.runtime is None or self.runtime.passes.alive())
 
     @staticmethod
     def _install_signals(wake_w: socket.socket) -> int:
@@ -353,6 +362,9 @@ class _Hooks:
 
     def stream_closed(self) -> None:
         self._metrics.streaming_closed()
+
+    def stream_lost(self, rooms: Sequence[str]) -> None:
+        self._passes.unstream(rooms)
 
 
 def _ignore(signum: int, frame: object) -> None:

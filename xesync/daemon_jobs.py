@@ -1,34 +1,54 @@
-"""The daemon's units of work: room passes (interval, wake-up, catch-up), the nightly full reconcile,
-licence checks and housekeeping, each fed into the health book and the metrics.
+"""The daemon's units of work: room passes (a dispatcher with worker threads), the nightly full
+reconcile, each fed into the health book and the metrics (licence checks and housekeeping:
+:mod:`xesync.daemon_tasks`).
 
 Terminology:
 
 - *pass*: one :meth:`xesync.engine.Engine.sync` over some rooms (:mod:`xesync.health`).
-- *wake-up*: a request for a room's pass now (a streaming notification, or the catch-up after a
-  stream (re)connects); it sets the room's *pending* flag and brings its interval job forward.
-- *backlog*: the rooms whose pending flag is set, i.e. a pass is asked for and not yet begun.
+- *due time*: when a room's next interval pass falls due: ``sync.interval`` (plus jitter) after its
+  last pass ended, whatever started that pass; ``sync.stream_safety_interval`` instead when the pass
+  began under a live stream (*streamed*, below).
+- *wake-up*: a request for a room's pass now (a streaming notification, or a catch-up after a stream
+  subscribed anew); it puts the room in the *ready queue*, ahead of every interval pass.
+- *backlog*: the rooms waiting for a pass: woken, or past their due time, and not yet begun.
+- *streamed*: the room's last good pass began while its stream group's subscriptions were live
+  (``covered_since``, :mod:`xesync.adapters.exchange_stream`) and they still were when it ended: every
+  later change wakes the room, so the interval pass is only a safety net.
 
 Decisions:
 
-- **One pass per room at a time, and no wake-up lost.** A room's lock is taken without waiting; a
-  wake-up that finds the room busy leaves the pending flag set, and the pass in hand runs once more
-  before it lets go. (APScheduler's ``max_instances=1`` alone would drop such a wake-up with a
-  "skipped" warning, and the change would wait a whole interval.)
-- **The full reconcile** runs in batches of ``exchange.max_connections`` rooms, each under its rooms'
-  locks, so that it never races a room's interval pass and a SIGTERM waits for one batch at most.
-- **Errors stop at the job.** The engine turns a room's expected failures into a failed room; anything
-  else (a bug, the store gone) is logged as ``job.failed`` with its traceback and counted as a failed
-  pass for the rooms it held. The scheduler and the other rooms go on.
+- **A dispatcher, not one scheduler job per room.** ``exchange.max_connections`` worker threads take
+  the next room from the ready queue (wake-ups, de-duplicated, first come first served), else the room
+  whose due time passed longest ago (a heap). With a thousand APScheduler jobs, every wake-up was a
+  ``modify_job`` and the scheduler's loop rescanned every job; wake-ups that met a running job were
+  "skipped: maximum number of running instances reached" (bench/, 1,000 rooms).
+- **One pass per room at a time, and no wake-up lost.** A room being passed (or held by the
+  reconcile) is *busy*: a worker skips it, and a wake-up that finds it busy stays queued, so the room
+  runs once more after the pass in hand.
+- **The full reconcile** runs in batches of ``exchange.max_connections`` rooms, each batch holding
+  its rooms (waiting for their passes in hand), so that it never races a room's pass and a SIGTERM
+  waits for one batch at most. Rooms are held one by one in sorted order: no two holders deadlock,
+  and a worker never waits while it holds a room.
+- **Stopping** (:meth:`Passes.close`): no pass begins any more; the workers finish the pass in hand
+  (each meeting commits alone) and end.
+- **Errors stop at the pass.** The engine turns a room's expected failures into a failed room;
+  anything else (a bug, the store gone) is logged as ``job.failed`` with its traceback and counted
+  as a failed pass for the rooms it held. The workers and the other rooms go on.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import random
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
+from datetime import timedelta
 from time import perf_counter
-from typing import Any, Protocol
 
 import structlog
 
@@ -36,29 +56,26 @@ from xesync import events
 from xesync.engine import Engine, SyncReport
 from xesync.health import HealthBook
 from xesync.metrics import Metrics
-from xesync.store import Store
 
 log = structlog.get_logger("xesync.daemon")
 
-# How long decisions stay in the audit trail; a year covers every meeting's life and its follow-up.
-AUDIT_RETENTION = timedelta(days=365)
+MAX_JITTER_S = 30.0  # interval passes spread by up to a tenth of their period, at most this
 
 
-class LicenceRunner(Protocol):
-    """The licence checker's schedule API (``xesync.licence_service.LicenceChecker``)."""
-
-    def run_due(self, now: datetime) -> list[Any]:
-        """Run every check due at ``now``; return the checks made (each with a ``verdict``)."""
-
-    def next_due(self, now: datetime) -> datetime | None:
-        """When the next check falls due, or ``None`` when none is pending."""
+def _never(_room: str) -> float | None:
+    return None
 
 
 class Passes:
-    """Runs the passes of one configuration's rooms (see the module docstring).
+    """The room-pass dispatcher of one configuration (see the module docstring).
 
-    :param poke: bring a room's interval job forward to now (the daemon's scheduler).
+    :param interval: ``sync.interval``: a room's period without a live stream.
+    :param safety_interval: ``sync.stream_safety_interval``: a streamed room's period (never below
+        ``interval``).
+    :param workers: worker threads, each passing over one room at a time (``exchange.max_connections``).
+    :param batch: rooms per batch of the full reconcile.
     :param stopping: set on SIGTERM; no new pass begins once it is.
+    :param clock: monotonic seconds (injected by tests).
     """
 
     def __init__(
@@ -69,96 +86,226 @@ class Passes:
         book: HealthBook,
         metrics: Metrics,
         stopping: threading.Event,
-        poke: Callable[[str], None],
+        interval: timedelta = timedelta(seconds=60),
+        safety_interval: timedelta | None = None,
+        workers: int = 4,
         batch: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.engine, self.rooms = engine, tuple(rooms)
-        self._book, self._metrics, self._stopping, self._poke = book, metrics, stopping, poke
-        self._batch = max(1, batch)
-        self._locks = {room: threading.Lock() for room in self.rooms}
-        self._pending = {room: threading.Event() for room in self.rooms}
+        self._book, self._metrics, self._stopping = book, metrics, stopping
+        self._interval = interval.total_seconds()
+        self._safety = max(self._interval, (safety_interval or interval).total_seconds())
+        self._workers, self._batch = max(1, workers), max(1, batch)
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._known = frozenset(self.rooms)
+        self._cv = threading.Condition()
+        self._seq = itertools.count()
+        self._heap: list[tuple[float, int, str]] = []  # (due, order, room); stale entries skipped
+        self._due: dict[str, float] = {}
+        self._ready: deque[str] = deque()  # woken rooms, each at most once (``_pending``)
+        self._pending: set[str] = set()
+        self._busy: set[str] = set()
+        self._streamed: set[str] = set()
+        self._ended: dict[str, float] = {}  # when each room's last pass ended
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        #: When the room's stream group has been live since (monotonic), or ``None``: the streams'.
+        self.covered_since: Callable[[str], float | None] = _never
         self.after_pass: Callable[[], None] = lambda: None
         self.last_report: SyncReport | None = None
 
-    # ---------------------------------------------------------------------------------- room passes
+    # ---------------------------------------------------------------------------------- lifecycle
 
-    def run_room(self, room: str) -> None:
-        """The room's job: pass over it, and again while wake-ups arrived during the pass."""
-        pending, lock = self._pending[room], self._locks[room]
-        pending.set()
-        while pending.is_set() and not self._stopping.is_set():
-            if not lock.acquire(blocking=False):
-                return  # the pass in hand sees the flag and runs again
-            try:
-                while pending.is_set() and not self._stopping.is_set():
-                    pending.clear()
-                    self._pass([room], kind="items")
-            finally:
-                lock.release()
-            # A wake-up that came between the last check and the release found the lock taken:
-            # the outer loop takes it again for that one.
+    def start(self) -> None:
+        """Make every room due now, in order, and start the workers."""
+        with self._cv:
+            now = self._clock()
+            for room in self.rooms:
+                self._set_due(room, now)
+        for index in range(min(self._workers, max(1, len(self.rooms)))):
+            thread = threading.Thread(target=self._work, name=f"xesync-pass-{index}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def close(self) -> None:
+        """No pass begins any more; wait for the workers to finish the passes in hand."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+    def alive(self) -> bool:
+        """Whether every worker thread runs (the watchdog stops pinging when one died)."""
+        return all(thread.is_alive() for thread in self._threads)
+
+    # ---------------------------------------------------------------------------------- requests
 
     def wake(self, rooms: Sequence[str], *, reason: str) -> None:
         """Ask for a pass over ``rooms`` now; rooms of another configuration are ignored."""
-        for room in rooms:
-            key = room.lower()
-            if key not in self._pending:
-                continue
-            self._pending[key].set()
+        woken = []
+        with self._cv:
+            for room in rooms:
+                key = room.lower()
+                if key in self._known and key not in self._pending:
+                    self._pending.add(key)
+                    self._ready.append(key)
+                    woken.append(key)
+            if woken:
+                self._cv.notify(len(woken))
+        for key in woken:
             log.debug(events.ROOM_WAKE_REQUESTED, room=key, reason=reason)
-            if not self._locks[key].locked():
-                self._poke(key)
+
+    def unstream(self, rooms: Sequence[str]) -> None:
+        """``rooms`` lost their stream: their next pass is due ``sync.interval`` after their last."""
+        keys = [room.lower() for room in rooms]
+        with self._cv:
+            for key in keys:
+                if key in self._streamed:
+                    self._streamed.discard(key)
+                    due = min(self._due.get(key, float("inf")), self._ended.get(key, 0.0) + self._interval)
+                    self._set_due(key, due)
+            self._cv.notify_all()
+        self._book.unstream(keys)
 
     def backlog(self) -> int:
-        """How many rooms wait for a pass asked for by a wake-up."""
-        return sum(flag.is_set() for flag in self._pending.values())
+        """How many rooms wait for a pass: woken, or past their due time, and not yet begun."""
+        with self._cv:
+            now = self._clock()
+            late = {r for r, due in self._due.items() if due <= now and r not in self._busy}
+            return len(late | self._pending)
+
+    def due_in(self, room: str) -> float | None:
+        """Seconds until ``room``'s next interval pass (negative when late); ``None`` when not planned."""
+        with self._cv:
+            due = self._due.get(room)
+            return None if due is None else due - self._clock()
+
+    # ---------------------------------------------------------------------------------- the reconcile
 
     def full(self) -> None:
         """The nightly full reconcile: every room's whole calendar, batch by batch."""
         log.info(events.RECONCILE_STARTED, rooms=len(self.rooms))
         done = 0
         for start in range(0, len(self.rooms), self._batch):
-            if self._stopping.is_set():
+            if self._halted():
                 break
-            chunk = self.rooms[start : start + self._batch]
-            with self._holding(chunk):
-                self._pass(list(chunk), kind="full", full=True)
+            chunk = list(self.rooms[start : start + self._batch])
+            self._hold(chunk)
+            started = self._clock()
+            streamed: set[str] = set()
+            try:
+                streamed = self._pass(chunk, kind="full", started=started, full=True)
+            finally:
+                self._release(chunk, started=started, streamed=streamed)
             done += len(chunk)
-        log.info(events.RECONCILE_FINISHED, rooms=done, stopped=self._stopping.is_set())
-        for room in self.rooms:
-            if self._pending[room].is_set():
-                self._poke(room)
+        log.info(events.RECONCILE_FINISHED, rooms=done, stopped=self._halted())
 
     @contextmanager
     def holding_all(self) -> Iterator[None]:
-        """Hold every room's lock (waits for the passes in hand): a reload swaps the engine inside."""
-        with self._holding(self.rooms):
+        """Hold every room (waits for the passes in hand): a reload swaps the engine inside."""
+        self._hold(self.rooms)
+        try:
             yield
+        finally:
+            self._release(self.rooms)
 
-    @contextmanager
-    def _holding(self, rooms: Sequence[str]) -> Iterator[None]:
-        with ExitStack() as stack:
-            for room in sorted(rooms):  # one order everywhere: no two holders deadlock
-                stack.enter_context(self._locks[room])
-            yield
+    # ---------------------------------------------------------------------------------- workers
 
-    def _pass(self, rooms: list[str], *, kind: str, full: bool = False) -> None:
-        started = perf_counter()
+    def _work(self) -> None:
+        while (room := self._take()) is not None:
+            started = self._clock()
+            streamed: set[str] = set()
+            try:
+                streamed = self._pass([room], kind="items", started=started)
+            finally:
+                self._release([room], started=started, streamed=streamed)
+
+    def _take(self) -> str | None:
+        with self._cv:
+            while not self._halted():
+                now = self._clock()
+                room = self._next(now)
+                if room is not None:
+                    self._busy.add(room)
+                    return room
+                self._cv.wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
+            return None
+
+    def _next(self, now: float) -> str | None:
+        for index, room in enumerate(self._ready):
+            if room not in self._busy:  # a busy room stays queued: it runs once more after this pass
+                del self._ready[index]
+                self._pending.discard(room)
+                return room
+        while self._heap and self._heap[0][0] <= now:
+            due, _, room = heapq.heappop(self._heap)
+            # Stale, in hand (its end sets a new due time) or queued as a wake-up: not this entry.
+            if self._due.get(room) == due and room not in self._busy and room not in self._pending:
+                return room
+        return None
+
+    def _hold(self, rooms: Sequence[str]) -> None:
+        with self._cv:
+            for room in sorted(rooms):
+                while room in self._busy:
+                    self._cv.wait()
+                self._busy.add(room)
+
+    def _release(
+        self, rooms: Sequence[str], *, started: float | None = None, streamed: AbstractSet[str] = frozenset()
+    ) -> None:
+        with self._cv:
+            ended = self._clock()
+            for room in rooms:
+                self._busy.discard(room)
+                if started is None:
+                    continue  # held for a reload: no pass happened
+                self._ended[room] = ended
+                period = self._safety if room in streamed else self._interval
+                (self._streamed.add if room in streamed else self._streamed.discard)(room)
+                jitter = self._rng.uniform(0, min(period / 10, MAX_JITTER_S))
+                self._set_due(room, ended + period + jitter)
+            self._cv.notify_all()
+
+    def _set_due(self, room: str, due: float) -> None:
+        self._due[room] = due
+        heapq.heappush(self._heap, (due, next(self._seq), room))
+
+    def _halted(self) -> bool:
+        return self._closed or self._stopping.is_set()
+
+    # ---------------------------------------------------------------------------------- one pass
+
+    def _pass(self, rooms: list[str], *, kind: str, started: float, full: bool = False) -> set[str]:
+        """Pass over ``rooms``; return those whose pass was good and streamed."""
+        began = perf_counter()
         try:
             report = self.engine.sync(rooms, full=full)
         except Exception as exc:
             log.exception(events.JOB_FAILED, job=f"pass:{kind}", rooms=rooms, error=type(exc).__name__)
             for room in rooms:
                 self._book.record_pass(room, ok=False)
-                self._metrics.pass_finished(room, ok=False, seconds=perf_counter() - started, kind=kind)
-            return
-        self.feed(report, seconds=perf_counter() - started, kind=kind)
+                self._metrics.pass_finished(room, ok=False, seconds=perf_counter() - began, kind=kind)
+            return set()
+        streamed = set()
+        for result in report.rooms:
+            since = self.covered_since(result.room)
+            if result.ok and since is not None and since <= started:
+                streamed.add(result.room)
+        self.feed(report, seconds=perf_counter() - began, kind=kind, streamed=streamed)
+        return streamed
 
-    def feed(self, report: SyncReport, *, seconds: float, kind: str) -> None:
+    def feed(
+        self, report: SyncReport, *, seconds: float, kind: str, streamed: AbstractSet[str] = frozenset()
+    ) -> None:
         """Record a pass's outcome in the health book and the metrics."""
         self.last_report = report
         for room in report.rooms:
-            self._book.record_pass(room.room, ok=room.ok)
+            self._book.record_pass(room.room, ok=room.ok, streamed=room.room in streamed)
             self._metrics.pass_finished(room.room, ok=room.ok, seconds=seconds, kind=kind)
             for meeting in room.meetings:
                 if meeting.outcome:
@@ -167,63 +314,3 @@ class Passes:
         # and after each of a thousand rooms' idle passes that was the daemon's main CPU cost (bench/).
         if any(m.booking is not None for room in report.rooms for m in room.meetings):
             self.after_pass()
-
-
-class Licences:
-    """Runs the licence checks when they fall due, and keeps the job's next run at the next due time.
-
-    :param reschedule: move the licence job's next run to the given time.
-    """
-
-    IDLE_RECHECK = timedelta(minutes=15)  # with nothing due, look again after this (new bookings)
-
-    def __init__(
-        self,
-        checker: LicenceRunner,
-        *,
-        metrics: Metrics,
-        clock: Callable[[], datetime],
-        reschedule: Callable[[datetime], None],
-    ) -> None:
-        self._checker, self._metrics, self._clock, self._reschedule = checker, metrics, clock, reschedule
-
-    def run(self) -> None:
-        """Run what is due, count each verdict, and schedule the next run."""
-        now = self._clock()
-        try:
-            checks = self._checker.run_due(now)
-        except Exception as exc:
-            log.exception(events.JOB_FAILED, job="licence", error=type(exc).__name__)
-            checks = []
-        for check in checks:
-            self._metrics.licence_verdict(str(getattr(check, "verdict", "unknown")))
-        log.info(events.LICENCE_CHECKS_FINISHED, checks=len(checks))
-        self.plan()
-
-    def plan(self) -> None:
-        """Point the job at the next due check (called after each pass too: a booking may be new)."""
-        now = self._clock()
-        try:
-            due = self._checker.next_due(now)
-        except Exception as exc:
-            log.exception(events.JOB_FAILED, job="licence_plan", error=type(exc).__name__)
-            due = None
-        fallback = now + self.IDLE_RECHECK
-        self._reschedule(fallback if due is None else max(now, min(due, fallback)))
-
-
-def housekeeping(store: Store, *, now: datetime, retention: timedelta = AUDIT_RETENTION) -> None:
-    """Prune the audit trail past ``retention`` and let SQLite refresh its planner statistics."""
-    try:
-        pruned = store.prune_audit(now - retention)
-        store.optimize()
-    except Exception as exc:
-        log.exception(events.JOB_FAILED, job="housekeeping", error=type(exc).__name__)
-        return
-    log.info(events.HOUSEKEEPING_FINISHED, audit_pruned=pruned, retention_days=retention.days)
-
-
-def status_line(book: HealthBook, *, backlog: int, streams: tuple[int, int]) -> str:
-    """systemd's ``STATUS=``: rooms, stale rooms, last good pass, backlog, open streams."""
-    open_, total = streams
-    return f"{book.status_line()}, backlog {backlog}, streams {open_}/{total}"

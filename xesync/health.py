@@ -10,6 +10,10 @@ Terminology:
   had the whole threshold to pass.
 - *stale*: age at or past the threshold (``[metrics] stale_after``; by default three
   ``sync.interval``, at least five minutes, see :func:`stale_threshold`).
+- *streamed* room: its last good pass began while its stream group's subscriptions were live, so a
+  change wakes it and it needs a pass only every ``sync.stream_safety_interval``
+  (:mod:`xesync.daemon_jobs`). Its threshold is the safety interval on top of the stale threshold
+  (:func:`streamed_threshold`); it turns back to the plain one when its stream is lost or a pass fails.
 
 Decisions:
 
@@ -41,7 +45,7 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from xesync import events
-from xesync.config import MetricsConfig
+from xesync.config import MetricsConfig, SyncConfig
 from xesync.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,6 +65,15 @@ def stale_threshold(metrics: MetricsConfig, sync_interval: timedelta) -> timedel
     return max(STALE_INTERVALS * sync_interval, MIN_STALE_AFTER)
 
 
+def streamed_threshold(metrics: MetricsConfig, sync: SyncConfig) -> timedelta:
+    """A streamed room's threshold: its safety-net period (never below ``sync.interval``) plus the stale one.
+
+    A streamed room passes only every ``sync.stream_safety_interval``; the stale threshold on top is
+    the same slack a polled room gets over its interval.
+    """
+    return max(sync.stream_safety_interval, sync.interval) + stale_threshold(metrics, sync.interval)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -74,12 +87,14 @@ class RoomHealth:
     last_failed_pass: datetime | None
     age: timedelta  # since the last good pass, or since watching began (see *age* above)
     healthy: bool
+    streamed: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """The room's entry in ``/healthz``."""
         return {
             "healthy": self.healthy,
             "age_seconds": round(self.age.total_seconds(), 3),
+            "streamed": self.streamed,
             "last_good_pass": _iso(self.last_good_pass),
             "last_failed_pass": _iso(self.last_failed_pass),
         }
@@ -90,6 +105,7 @@ class _Entry:
     since: datetime
     last_good: datetime | None = None
     last_failed: datetime | None = None
+    streamed: bool = False
 
 
 class HealthBook:
@@ -97,6 +113,7 @@ class HealthBook:
 
     :param rooms: the room keys to watch (the engine's room key, e.g. the mailbox address).
     :param threshold: a room whose last good pass is this old or older is stale.
+    :param streamed_threshold: the same for a streamed room (default: ``threshold``).
     :param clock: returns the current aware time; injected so tests move time without sleeping.
     """
 
@@ -105,11 +122,13 @@ class HealthBook:
         rooms: Iterable[str],
         *,
         threshold: timedelta,
+        streamed_threshold: timedelta | None = None,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         if threshold <= timedelta(0):
             raise ValueError("threshold must be positive")
         self._threshold = threshold
+        self._streamed_threshold = max(threshold, streamed_threshold or threshold)
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
@@ -120,10 +139,17 @@ class HealthBook:
         """The age at which a room turns stale."""
         return self._threshold
 
-    def set_rooms(self, rooms: Iterable[str], *, threshold: timedelta | None = None) -> None:
+    def set_rooms(
+        self,
+        rooms: Iterable[str],
+        *,
+        threshold: timedelta | None = None,
+        streamed_threshold: timedelta | None = None,
+    ) -> None:
         """Watch exactly ``rooms`` from now on (a reload): kept rooms keep their history.
 
         :param threshold: a new threshold, when the reloaded configuration changed it.
+        :param streamed_threshold: a new threshold for streamed rooms.
         """
         if threshold is not None and threshold <= timedelta(0):
             raise ValueError("threshold must be positive")
@@ -132,19 +158,32 @@ class HealthBook:
             self._rooms = {room: self._rooms.get(room) or _Entry(since=now) for room in rooms}
             if threshold is not None:
                 self._threshold = threshold
+            self._streamed_threshold = max(self._threshold, streamed_threshold or self._threshold)
 
-    def record_pass(self, room: str, *, ok: bool) -> None:
+    def record_pass(self, room: str, *, ok: bool, streamed: bool = False) -> None:
         """Record that ``room`` finished a pass now; ``ok`` says whether it was good.
 
         A room not yet watched is added, so a pass is never lost to an ordering slip at reload.
+
+        :param streamed: the pass began under a live stream (see *streamed* above); a failed pass
+            is never streamed.
         """
         with self._lock:
             now = self._clock()
             entry = self._rooms.setdefault(room, _Entry(since=now))
+            entry.streamed = ok and streamed
             if ok:
                 entry.last_good = now
             else:
                 entry.last_failed = now
+
+    def unstream(self, rooms: Iterable[str]) -> None:
+        """``rooms`` lost their stream: judge them on the plain threshold again."""
+        with self._lock:
+            for room in rooms:
+                entry = self._rooms.get(room)
+                if entry is not None:
+                    entry.streamed = False
 
     def rooms(self) -> tuple[RoomHealth, ...]:
         """Every watched room's health, judged now, in room-key order."""
@@ -163,6 +202,7 @@ class HealthBook:
         return {
             "status": "ok" if healthy else "stale",
             "stale_after_seconds": self._threshold.total_seconds(),
+            "streamed_stale_after_seconds": self._streamed_threshold.total_seconds(),
             "rooms": {room.room: room.as_json() for room in rooms},
         }
 
@@ -177,12 +217,14 @@ class HealthBook:
     def _judge(self, room: str, entry: _Entry, now: datetime) -> RoomHealth:
         # A clock stepped backwards must not make a room look fresher than "just now".
         age = max(now - (entry.last_good or entry.since), timedelta(0))
+        threshold = self._streamed_threshold if entry.streamed else self._threshold
         return RoomHealth(
             room=room,
             last_good_pass=entry.last_good,
             last_failed_pass=entry.last_failed,
             age=age,
-            healthy=age < self._threshold,
+            healthy=age < threshold,
+            streamed=entry.streamed,
         )
 
 

@@ -235,6 +235,7 @@ def test_zero_values_that_mean_something_are_kept(tmp_path):
     [
         ("[sync]\ninterval = 0", "sync.interval: must be longer than 0s"),
         ('[sync]\nlookahead = "0s"', "sync.lookahead: must be longer than 0s"),
+        ('[sync]\nstream_safety_interval = "0s"', "sync.stream_safety_interval: must be longer than 0s"),
         ('[sync]\nstate_dir = ""', "sync.state_dir: must not be empty"),
         ('[sync]\nprivate_title = ""', "sync.private_title: must not be empty"),
         ('[logging]\nlevel = ""', "logging.level: must not be empty"),
@@ -347,3 +348,22 @@ def test_not_yet_in_effect_names_real_keys_once():
     assert set(config.NOT_YET_IN_EFFECT) <= _config_keys()
     assert len(set(config.NOT_YET_IN_EFFECT)) == len(config.NOT_YET_IN_EFFECT)
     assert config.not_yet_in_effect() == sorted(config.NOT_YET_IN_EFFECT)
+
+
+def test_streaming_keys_are_used_when_present_and_refused_when_invalid(tmp_path):
+    """The two streaming keys have defaults, take a present value and refuse a bad one."""
+    default = load_text(tmp_path, MINIMAL)
+    assert default.exchange.stream_catch_up is config.StreamCatchUp.NEW_SUBSCRIPTIONS
+    assert default.sync.stream_safety_interval == timedelta(hours=1)
+    text = MINIMAL.replace("[tms]", 'stream_catch_up = "every_connect"\n\n[tms]')
+    text += '\n[sync]\nstream_safety_interval = "20m"\n'
+    cfg = load_text(tmp_path, text)
+    assert cfg.exchange.stream_catch_up is config.StreamCatchUp.EVERY_CONNECT
+    assert cfg.sync.stream_safety_interval == timedelta(minutes=20)
+    shown = config.effective(cfg)
+    assert shown["exchange"]["stream_catch_up"] == "every_connect"
+    assert shown["sync"]["stream_safety_interval"] == "20m"
+    bad = MINIMAL.replace("[tms]", 'stream_catch_up = "sometimes"\n\n[tms]')
+    assert problems_of(tmp_path, bad) == [
+        "exchange.stream_catch_up: must be one of 'new_subscriptions', 'every_connect'"
+    ]

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from xesync import config, events
 from xesync.config import MetricsConfig
 from xesync.errors import ConfigError
-from xesync.health import HealthBook, HealthServer, stale_threshold
+from xesync.health import HealthBook, HealthServer, stale_threshold, streamed_threshold
 from xesync.metrics import Metrics
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -140,6 +140,7 @@ def test_healthz_turns_503_when_a_room_last_good_pass_is_stale(server, book, clo
     assert report["rooms"]["aurora@corp.example"] == {
         "healthy": True,
         "age_seconds": 0,
+        "streamed": False,
         "last_good_pass": T0.isoformat(),
         "last_failed_pass": None,
     }
@@ -161,6 +162,7 @@ def test_healthz_turns_503_when_a_room_last_good_pass_is_stale(server, book, clo
     assert report["rooms"]["borealis@corp.example"] == {
         "healthy": True,
         "age_seconds": 120,
+        "streamed": False,
         "last_good_pass": (T0 + timedelta(minutes=3)).isoformat(),
         "last_failed_pass": None,
     }
@@ -305,3 +307,40 @@ def test_metrics_section_reads_allow_remote_and_stale_after(tmp_path):
     with pytest.raises(ConfigError) as err:
         config.load(path, env={})
     assert err.value.problems == ["metrics.stale_after: must be a duration such as '90s', '15m' or '2h'"]
+
+
+def test_streamed_threshold_adds_the_safety_interval_never_below_the_sync_interval():
+    """A streamed room's threshold is the safety interval (at least sync.interval) plus the stale one."""
+    sync = config.SyncConfig(interval=timedelta(seconds=60), stream_safety_interval=timedelta(hours=1))
+    assert streamed_threshold(MetricsConfig(), sync) == timedelta(minutes=65)
+    slow = config.SyncConfig(interval=timedelta(hours=2), stream_safety_interval=timedelta(hours=1))
+    assert streamed_threshold(MetricsConfig(), slow) == timedelta(hours=8)
+    explicit = MetricsConfig(stale_after=timedelta(minutes=10))
+    assert streamed_threshold(explicit, sync) == timedelta(minutes=70)
+
+
+def test_a_streamed_room_stays_fresh_until_its_own_threshold_and_turns_plain_when_unstreamed(clock):
+    """A streamed room is healthy past the plain threshold; once unstreamed, it is stale."""
+    book = HealthBook(ROOMS, threshold=THRESHOLD, streamed_threshold=timedelta(minutes=65), clock=clock)
+    book.record_pass("aurora@corp.example", ok=True, streamed=True)
+    book.record_pass("borealis@corp.example", ok=True)
+    clock.advance(timedelta(minutes=30))
+    by_room = {room.room: room for room in book.rooms()}
+    assert by_room["aurora@corp.example"].healthy
+    assert by_room["aurora@corp.example"].streamed
+    assert not by_room["borealis@corp.example"].healthy
+    assert book.report()["streamed_stale_after_seconds"] == 65 * 60
+    book.unstream(["aurora@corp.example"])
+    assert not next(r for r in book.rooms() if r.room == "aurora@corp.example").healthy
+
+
+def test_a_failed_pass_ends_a_rooms_streamed_judgement(clock):
+    """A failed pass judges the room on the plain threshold again, even after a streamed good pass."""
+    book = HealthBook(
+        ["aurora@corp.example"], threshold=THRESHOLD, streamed_threshold=timedelta(hours=1), clock=clock
+    )
+    book.record_pass("aurora@corp.example", ok=True, streamed=True)
+    clock.advance(timedelta(minutes=10))
+    assert book.healthy()
+    book.record_pass("aurora@corp.example", ok=False, streamed=True)
+    assert not book.healthy()

@@ -8,14 +8,27 @@ Terminology:
 - *stream*: one ``GetStreamingEvents`` request carrying every subscription id of a group; a chunked
   HTTP response of envelopes that ends with ``ConnectionStatus`` ``Closed`` after at most
   :data:`CONNECTION_MINUTES` (ews.md §2.8.8).
-- *connect*: subscribing (when the group has no live subscriptions) and opening a stream.
+- *connect*: subscribing (when the group has no live subscriptions) and opening a stream. A
+  *resumed* connect opens a stream on the subscriptions of the previous one, after the server
+  closed it in order (``ConnectionStatus`` ``Closed``).
+- *covered since*: the monotonic time of the connect whose catch-up began the group's unbroken
+  coverage; ``None`` while the group has no live subscriptions. A room pass that began after it
+  misses nothing the stream would not wake the room for (:mod:`xesync.daemon_jobs`).
 
 Decisions:
 
 - **Notifications only wake.** ``sync_items`` with the stored state is the truth (ews.md §1.8); a
-  notification for a room asks the daemon for that room's pass, nothing more. Streams never replay
-  what happened while no stream was open (trap 16), so **after every connect** the whole group is
-  woken once (the catch-up pass), and the interval job stays the safety net.
+  notification for a room asks the daemon for that room's pass, nothing more.
+- **Catch-up only when events could have been missed.** New subscriptions know nothing of what
+  happened before them (trap 16), so a connect that subscribed anew (the first, or after a failure
+  dropped the subscriptions) wakes the whole group once (the catch-up pass). A resumed connect does
+  not: Microsoft's GetStreamingEvents reference says the response "returns an array of items and
+  events that have occurred in a mailbox since the last notification", i.e. a live subscription
+  keeps its events between two connections. Whether a real server does is [unconfirmed] (ews.md
+  §1.8 cites the maintainer's "streams do not replay missed events", about a gap without a live
+  subscription); ``exchange.stream_catch_up = "every_connect"`` catches up after every connect for a
+  server that drops them. The interval pass (``sync.stream_safety_interval`` while covered) stays
+  the safety net.
 - The catch-up is asked for when the stream's HTTP response has begun (the request is on the wire
   and the server is holding it), not before: a change between our catch-up read and the stream's
   start would otherwise be seen by neither.
@@ -27,7 +40,9 @@ Decisions:
   unsubscribed on stop: one request per room would delay a SIGTERM, and the server drops
   subscriptions that have no connection when they time out.
 - A failure (refused subscribe, dropped connection, 503) never ends the group's thread: it logs
-  ``ews.stream_failed``, waits with capped exponential back-off and connects again.
+  ``ews.stream_failed``, drops the subscriptions (they may be gone with the connection), reports the
+  rooms as no longer covered (their interval passes return to ``sync.interval``), waits with capped
+  exponential back-off and connects again with new subscriptions.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
@@ -42,6 +58,7 @@ import structlog
 from exchangelib.services import GetStreamingEvents
 
 from xesync import events
+from xesync.config.model import StreamCatchUp
 
 GROUP_SIZE = 200  # mailboxes per streaming affinity group (product.md §5.1, [documented] S50, S51)
 CONNECTION_MINUTES = 30  # the longest ConnectionTimeout EWS allows (ews.md §2.8.8)
@@ -73,6 +90,9 @@ class StreamHooks(Protocol):
 
     def stream_closed(self) -> None:
         """A group's open stream ended."""
+
+    def stream_lost(self, rooms: Sequence[str]) -> None:
+        """A group's subscriptions are gone (a failure): ``rooms`` are no longer covered."""
 
 
 def group_rooms(rooms: Sequence[str], size: int = GROUP_SIZE) -> list[tuple[str, ...]]:
@@ -106,11 +126,24 @@ class _Stream(GetStreamingEvents):  # type: ignore[misc] # exchangelib is untype
 class StreamGroup:
     """One group's subscriptions and stream, run by a thread of its own until :meth:`stop`."""
 
-    def __init__(self, index: int, rooms: Sequence[str], source: StreamSource, hooks: StreamHooks) -> None:
+    def __init__(
+        self,
+        index: int,
+        rooms: Sequence[str],
+        source: StreamSource,
+        hooks: StreamHooks,
+        *,
+        catch_up: StreamCatchUp = StreamCatchUp.NEW_SUBSCRIPTIONS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not rooms:
             raise ValueError("a group needs at least one room")
         self.index, self.rooms = index, tuple(rooms)
         self._source, self._hooks = source, hooks
+        self._catch_up, self._clock = catch_up, clock
+        self._fresh = False  # the subscriptions were made since the last stream opened
+        #: See *covered since* in the module docstring.
+        self.covered_since: float | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stream: _Stream | None = None
@@ -153,14 +186,19 @@ class StreamGroup:
                     events.EWS_STREAM_FAILED, group=self.index, anchor=self.rooms[0],
                     error=type(exc).__name__, detail=str(exc)[:300], retry_in_s=delay,
                 )  # fmt: skip
-                # The subscriptions may be gone with the connection: make new ones next time.
+                # The subscriptions may be gone with the connection: make new ones next time, and
+                # until their catch-up the rooms are polled at sync.interval again.
                 self._subscriptions = {}
+                if self.covered_since is not None:
+                    self.covered_since = None
+                    self._hooks.stream_lost(self.rooms)
                 self._stop.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
 
     def _connect_and_read(self) -> None:
         if not self._subscriptions:
             self._subscriptions = dict(self._subscribe())
+            self._fresh = True
         anchor = self._source.streaming_account(self.rooms[0])
         policy = anchor.protocol.config.retry_policy
         if callable(getattr(policy, "start_call", None)):
@@ -202,13 +240,18 @@ class StreamGroup:
         reconnect = self._connects > 0
         self._connects += 1
         self._open = True
+        catch_up = self._fresh or self._catch_up is StreamCatchUp.EVERY_CONNECT
+        self._fresh = False
         log.info(
             events.EWS_STREAM_CONNECTED, group=self.index, anchor=self.rooms[0], rooms=len(self.rooms),
-            reconnect=reconnect,
+            reconnect=reconnect, catch_up=catch_up,
         )  # fmt: skip
         self._hooks.stream_opened(reconnect=reconnect)
-        # Streams never replay: whatever changed while no stream was open is found by this pass.
-        self._hooks.wake(self.rooms, reason="catch_up")
+        if catch_up:
+            # New subscriptions (or a server that drops events between connections): what changed
+            # before this stream began is found by this pass, and coverage starts now.
+            self.covered_since = self._clock()
+            self._hooks.wake(self.rooms, reason="catch_up")
 
     def _rooms_of(self, notification: Any) -> list[str]:
         changed = [e for e in notification.events or () if type(e).__name__ != "StatusEvent"]
@@ -220,9 +263,20 @@ class StreamSet:
     """Every group's stream for a set of rooms; :meth:`close` stops them all."""
 
     def __init__(
-        self, rooms: Sequence[str], source: StreamSource, hooks: StreamHooks, *, size: int = GROUP_SIZE
+        self,
+        rooms: Sequence[str],
+        source: StreamSource,
+        hooks: StreamHooks,
+        *,
+        size: int = GROUP_SIZE,
+        catch_up: StreamCatchUp = StreamCatchUp.NEW_SUBSCRIPTIONS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.groups = [StreamGroup(i, g, source, hooks) for i, g in enumerate(group_rooms(rooms, size))]
+        self.groups = [
+            StreamGroup(i, g, source, hooks, catch_up=catch_up, clock=clock)
+            for i, g in enumerate(group_rooms(rooms, size))
+        ]
+        self._by_room = {room: group for group in self.groups for room in group.rooms}
         self._source = source
 
     def start(self) -> None:
@@ -232,6 +286,11 @@ class StreamSet:
         self._source.reserve_sessions(len(self.groups))
         for group in self.groups:
             group.start()
+
+    def covered_since(self, room: str) -> float | None:
+        """Since when ``room``'s group has been covered (see the module docstring), or ``None``."""
+        group = self._by_room.get(room)
+        return None if group is None else group.covered_since
 
     def open_count(self) -> int:
         """How many groups have their stream open now."""

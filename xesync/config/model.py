@@ -103,6 +103,13 @@ class UnknownOrganiser(StrEnum):
     BOOK_AS_SERVICE = "book_as_service"
 
 
+class StreamCatchUp(StrEnum):
+    """``exchange.stream_catch_up``: when a stream group's (re)connect wakes its rooms for a catch-up pass."""
+
+    NEW_SUBSCRIPTIONS = "new_subscriptions"  # only after subscribing anew (first connect, or after a failure)
+    EVERY_CONNECT = "every_connect"  # for servers that drop a live subscription's events between connections
+
+
 class LogFormat(StrEnum):
     """Log rendering: JSON off a terminal, a console renderer on one, unless forced."""
 
@@ -130,6 +137,9 @@ class ExchangeConfig:
     version: str | None = None
     impersonation: bool = True
     max_connections: int = 4
+    # spec: ews.md §1.8 whether a server keeps a live subscription's events between two streaming
+    # connections is [unconfirmed]; Microsoft's GetStreamingEvents reference says it does.
+    stream_catch_up: StreamCatchUp = StreamCatchUp.NEW_SUBSCRIPTIONS
     max_wait: timedelta = timedelta(seconds=60)
     timeout: timedelta = timedelta(seconds=30)
     oauth_client_id: str | None = None
@@ -202,6 +212,8 @@ class SyncConfig:
     """``[sync]``: how often and how far ahead rooms are reconciled, and the safety valves."""
 
     interval: timedelta = timedelta(seconds=60)
+    # A room whose group's stream has been live since before its last good pass began: the safety net.
+    stream_safety_interval: timedelta = timedelta(hours=1)
     full_reconcile_at: str = "03:00"
     lookahead: timedelta = timedelta(days=180)
     state_dir: Path = Path("/var/lib/xesync")

@@ -24,6 +24,7 @@ from xesync.config.model import (
     RoomConfig,
     Secret,
     SeriesBeyondLimits,
+    StreamCatchUp,
     SyncConfig,
     TmsAuthType,
     TmsConfig,
@@ -55,6 +56,7 @@ def _exchange(r: Reader) -> ExchangeConfig:
         version=r.text("version"),
         impersonation=r.flag("impersonation", default=True),
         max_connections=r.integer("max_connections", 4, minimum=2),
+        stream_catch_up=r.enum("stream_catch_up", StreamCatchUp, StreamCatchUp.NEW_SUBSCRIPTIONS),
         # 0s is meaningful: fail fast instead of waiting out throttling.
         max_wait=r.duration("max_wait", timedelta(seconds=60), positive=False),
         timeout=r.duration("timeout", timedelta(seconds=30)),
@@ -112,6 +114,7 @@ def _sync(r: Reader) -> SyncConfig:
         r.problem("full_reconcile_at", "must be a time of day such as '03:00'")
     return SyncConfig(
         interval=r.duration("interval", timedelta(seconds=60)),
+        stream_safety_interval=r.duration("stream_safety_interval", timedelta(hours=1)),
         full_reconcile_at=at,
         lookahead=r.duration("lookahead", timedelta(days=180)),
         state_dir=r.path_("state_dir", Path("/var/lib/xesync")) or Path("/var/lib/xesync"),

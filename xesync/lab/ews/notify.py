@@ -3,7 +3,10 @@
 Every store change reaches the :class:`Hub`, which queues it for each matching subscription. A stream
 is one chunked HTTP response of complete envelopes (``ews.md`` §2.8.8): each starts ``<s:Envelope``
 followed by a space (trap 5), idle periods send heartbeats, and the last envelope says ``Closed``.
-Streams never replay what happened while no stream was open, as on a real server (trap 16).
+A new subscription knows nothing of what happened before it (trap 16). A live subscription keeps
+queuing events while no stream is open, and the next stream delivers them, as Microsoft's
+GetStreamingEvents reference describes; that a real server does so is [unconfirmed], and the knob
+``[ews] streaming_keeps_events = false`` makes a stream deliver only what happens after it opened.
 """
 
 from __future__ import annotations
@@ -302,9 +305,10 @@ def open_stream(ctx: Context, req: Element, clock_now: Callable[[], datetime]) -
     if not 1 <= minutes <= 30:  # noqa: PLR2004
         return streaming_error("ErrorInvalidArgument", "ConnectionTimeout must be 1 to 30 minutes.", [])
     subs = [hub.subs[i] for i in ids]
-    for s in subs:
-        # A stream delivers what happens from now on; nothing queued before it opened is replayed.
-        s.queue.clear()
+    if not ctx.settings.streaming_keeps_events:
+        for s in subs:
+            # The knob's "off": nothing queued before this stream opened is delivered.
+            s.queue.clear()
     return _stream(
         hub, subs, minutes, ctx.settings.streaming_keepalive_s, ctx.settings.streaming_minute_s, clock_now
     )

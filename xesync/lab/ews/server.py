@@ -336,9 +336,10 @@ class EwsSimulator:
         return ctl.state(self)
 
     def reset(self) -> None:
-        """Back to the fixture: empty mailboxes, no subscriptions, no tokens; open streams close."""
+        """Back to the fixture: no mail, subscriptions or tokens, the fixture's knobs; open streams close."""
         with self.store.lock:
             self.hub.close_streams()
+            self.settings = parse_settings(self.fixture)  # a test may have turned a knob
             self._build()
         self.auth.forget_tokens()
 

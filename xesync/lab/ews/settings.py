@@ -86,6 +86,12 @@ class EwsSettings:
     # How many real seconds one minute of ConnectionTimeout lasts; the stream also closes when the
     # lab clock passes the timeout, so a test can end it by advancing the clock.
     streaming_minute_s: float = 60.0
+    # spec: ews.md §1.8 whether a live streaming subscription keeps its events between two
+    # connections is [unconfirmed]. Microsoft's GetStreamingEvents reference says the response
+    # "returns an array of items and events that have occurred in a mailbox since the last
+    # notification", so by default the lab keeps them; false = a new connection delivers only what
+    # happens after it opened (the lab's behaviour before this knob).
+    streaming_keeps_events: bool = True
     # spec: ews.md §2.8.9 a stale changekey on Accept/Decline answers ErrorIrresolvableConflict or
     # ErrorInvalidChangeKey: which one is [unconfirmed].
     stale_changekey_error: str = "ErrorIrresolvableConflict"
@@ -148,6 +154,7 @@ def parse_settings(fixture: LabFixture) -> EwsSettings:
         realm=fixture.domain,
         streaming_keepalive_s=float(table.get("streaming_keepalive_s", 30.0)),
         streaming_minute_s=float(table.get("streaming_minute_s", 60.0)),
+        streaming_keeps_events=bool(table.get("streaming_keeps_events", True)),
         stale_changekey_error=stale,
         unknown_subscription_error=str(table.get("unknown_subscription_error", "ErrorSubscriptionNotFound")),
         rba_delay_s=int(table.get("rba_delay_s", 0)),
