@@ -16,6 +16,10 @@ Decisions, each with its reason:
   would change every protocol in the process. :func:`apply_tls` wraps this protocol's
   ``create_session`` instead and sets ``session.verify`` (a CA file, or ``False``) on each session.
   ``REQUESTS_CA_BUNDLE`` still wins over a CA file, as everywhere in requests.
+- **Reading answers.** exchangelib parses an answer from ``response.iter_content()``, whose default
+  chunk is one byte: lxml then pulls a 100 KB answer through a Python generator byte by byte, a tenth
+  of the import's CPU in the benchmark (bench/). An answer that is already read (every one but a
+  streaming subscription's, which must be read as it arrives) hands out :data:`READ_BLOCK` bytes at a time.
 - **Timeout.** ``exchange.timeout`` is set on the protocol instance (``TIMEOUT``), not the class.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from exchangelib import (
@@ -40,6 +45,8 @@ from exchangelib.errors import RateLimitError
 from exchangelib.protocol import Protocol
 
 from xesync.config.model import AuthType, ExchangeConfig, TlsConfig
+
+READ_BLOCK = 64 * 1024  # bytes handed to the XML parser at a time from an answer already read
 
 
 class BoundedFaultTolerance(FaultTolerance):  # type: ignore[misc] # exchangelib is untyped
@@ -98,22 +105,28 @@ def build_configuration(exchange: ExchangeConfig, policy: FaultTolerance) -> Any
 
 
 def apply_tls(protocol: Any, tls: TlsConfig) -> None:
-    """Make every session ``protocol`` creates verify TLS as ``tls`` says (see the module docstring)."""
+    """Make every session ``protocol`` creates verify TLS as ``tls`` says and read answers in blocks.
+
+    See the module docstring for TLS and for the blocks (*Reading answers*).
+    """
     verify: bool | str = str(tls.ca_file) if tls.ca_file is not None else tls.verify
-    if verify is True:
-        return  # requests' default: the system store, or REQUESTS_CA_BUNDLE
     create = protocol.create_session
 
     def create_session() -> Any:
         session = create()
-        session.verify = verify
+        if verify is not True:  # True: requests' default, the system store or REQUESTS_CA_BUNDLE
+            session.verify = verify
         send = session.request
 
         def request(method: str, url: str, **kwargs: Any) -> Any:
-            # exchangelib posts without verify=, and requests then lets REQUESTS_CA_BUNDLE or
-            # CURL_CA_BUNDLE override session.verify (psf/requests#3829): pass it on every request.
-            kwargs.setdefault("verify", verify)
-            return send(method, url, **kwargs)
+            if verify is not True:
+                # exchangelib posts without verify=, and requests then lets REQUESTS_CA_BUNDLE or
+                # CURL_CA_BUNDLE override session.verify (psf/requests#3829): pass it on every request.
+                kwargs.setdefault("verify", verify)
+            response = send(method, url, **kwargs)
+            if not kwargs.get("stream"):
+                response.iter_content = partial(response.iter_content, READ_BLOCK)
+            return response
 
         session.request = request
         return session
