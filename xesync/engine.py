@@ -26,6 +26,11 @@ Decisions and their reasons:
 - **One meeting at a time across rooms.** Rooms run in parallel (``exchange.max_connections``), and
   a meeting that books two rooms is handled under a per-UID lock, so the second room's pass sees the
   first room's booking and joins it instead of racing it.
+- **Our own writes are not read back.** The records keep the changekey each copy has after our
+  last write (the body write returns it), and the source leaves out an update still carrying it, so
+  the pass after an import is one ``SyncFolderItems`` a room.
+- **A multi-room meeting's room stages wait for its last room in the pass** (:mod:`xesync.engine_pass`):
+  each copy is written once with the final dial-in, and the organiser is told once per booking.
 - **Dry run** plans and audits ``planned``; it writes nothing to TMS, Exchange or the records.
 """
 
@@ -37,25 +42,18 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from xesync import events
 from xesync.actions import MeetingFacts, Policy, RoomInfo, SaveBooking, TmsPlan
 from xesync.directory import Directory, NotInDirectory, Person
-from xesync.engine_record import (
-    MeetingResult,
-    RoomReport,
-    SyncReport,
-    audit_entries,
-    emit,
-    emit_warning,
-    intent_rows,
-    record_after,
-)
+from xesync.engine_pass import HeldStage, PassRooms, stale_siblings
+from xesync.engine_record import MeetingResult, RoomReport, SyncReport, emit_warning
+from xesync.engine_store import RETRY_AFTER, commit_room, store_intent, write_meeting
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
-from xesync.executor import Executor
+from xesync.executor import Executor, TmsOutcome
 from xesync.meetings import ItemRef, RoomItem
 from xesync.model import Booking, RoomSyncState, SyncRecord
 from xesync.notify import Templates
@@ -67,8 +65,6 @@ from xesync.store import Store
 __all__ = ["RETRY_AFTER", "Engine", "RoomReport", "SyncReport"]
 
 log = structlog.get_logger("xesync.engine")
-
-RETRY_AFTER = timedelta(minutes=2)  # a meeting that failed on a transient error is read again then
 
 
 class Engine:
@@ -113,8 +109,10 @@ class Engine:
         report = SyncReport(run_id=uuid.uuid4().hex[:12])
         structlog.contextvars.bind_contextvars(run_id=report.run_id)
         log.info(events.SYNC_STARTED, rooms=len(keys), dry_run=self.dry_run)
+        passing = PassRooms(keys)
         with ThreadPoolExecutor(max_workers=min(self.max_workers, max(1, len(keys)))) as pool:
-            report.rooms = list(pool.map(lambda k: self._room_safely(k, report.run_id, full), keys))
+            report.rooms = list(pool.map(lambda k: self._room_safely(k, report.run_id, full, passing), keys))
+            list(pool.map(self._held_stage, passing.take_held()))
         counts: dict[str, int] = {}
         for room in report.rooms:
             for meeting in room.meetings:
@@ -128,18 +126,20 @@ class Engine:
         )
         return report
 
-    def _room_safely(self, room: str, run_id: str, full: bool) -> RoomReport:
+    def _room_safely(self, room: str, run_id: str, full: bool, passing: PassRooms) -> RoomReport:
         structlog.contextvars.bind_contextvars(run_id=run_id)
         try:
-            return self.sync_room(room, run_id=run_id, full=full)
+            return self.sync_room(room, run_id=run_id, full=full, passing=passing)
         except XesyncError as exc:
             # The room failed as a whole (mailbox refused, Exchange down): its state stays, others go on.
             # An expected failure, already explained by its message: no traceback in the journal.
             log.error(events.ROOM_FAILED, room=room, error=str(exc), error_type=type(exc).__name__)  # noqa: TRY400
             return RoomReport(room=room, ok=False, error=str(exc), held=True)
 
-    def sync_room(self, room: str, *, run_id: str = "manual", full: bool = False) -> RoomReport:
-        """One pass over one room (``full``: its whole calendar)."""
+    def sync_room(
+        self, room: str, *, run_id: str = "manual", full: bool = False, passing: PassRooms | None = None
+    ) -> RoomReport:
+        """One pass over one room (``full``: its whole calendar; ``passing``: the other rooms of the pass)."""
         room = room.lower()
         if room not in self.rooms:
             names = ", ".join(self.rooms) or "none"
@@ -148,14 +148,18 @@ class Engine:
         window = (now, now + self.policy.lookahead)
         state = self.store.room_state(room)
         stored = None if full or state is None else state.sync_state
-        changes = self.source.changes(room, stored, window=window)
+        records = self.store.records(room)
+        known = {
+            r.item_id: r.change_key for r in records if r.item_id and r.change_key and r.occurrence is None
+        }
+        changes = self.source.changes(room, stored, window=window, known=known)
         if changes.full and stored:
             log.warning(events.EWS_SYNC_STATE_RESET, room=room)
         units = self._units(room, changes.items, changes.deleted, full=changes.full, now=now, window=window)
         report = RoomReport(room=room)
         plans = {uid: self._plan(room, uid, item, due, now) for uid, (item, due) in units.items()}
         refusal = mass_cancel_refusal(
-            room, [p for p, _, _ in plans.values()], self.store.records(room), full_sync=changes.full,
+            room, [p for p, _, _ in plans.values()], records, full_sync=changes.full,
             items_seen=len(changes.items), policy=self.policy, now=now,
             held=state.fuse_held if state is not None else (),
         )  # fmt: skip
@@ -172,7 +176,7 @@ class Engine:
                 report.meetings.append(self._refused_by_fuse(run_id, facts, plan, refusal, now))
                 continue
             try:
-                result = self._apply(run_id, facts, plan, now)
+                result = self._apply(run_id, facts, plan, now, passing)
             except Exception as exc:  # one meeting's surprise must not stop its room
                 log.exception(
                     events.ERROR_UNEXPECTED, room=room, uid=facts.uid, error_type=type(exc).__name__
@@ -181,7 +185,7 @@ class Engine:
             report.meetings.append(result)
             (refreshes if result.deferred else []).append(result)
         if not self.dry_run and not report.held:
-            self._commit_room(room, changes.sync_state, refreshes, now)
+            commit_room(self.store, log, room, sync_state=changes.sync_state, refreshes=refreshes, now=now)
         elif not self.dry_run:
             # Held: the sync state stays (the refused changes come again), the refusal is remembered.
             held = RoomSyncState(
@@ -259,18 +263,25 @@ class Engine:
             organiser=organiser, recheck_due=due,
         )  # fmt: skip
 
-    def _apply(self, run_id: str, facts: MeetingFacts, plan: TmsPlan, now: datetime) -> MeetingResult:
+    def _apply(
+        self, run_id: str, facts: MeetingFacts, plan: TmsPlan, now: datetime, passing: PassRooms | None
+    ) -> MeetingResult:
         with self._meeting_lock(facts.uid):
             try:
                 # Re-gather under the lock: another room's pass may have booked this meeting since.
                 fresh = self._gather(facts.room, facts.uid, facts.item, facts.recheck_due)
             except TransientError as exc:
                 return self._failed(run_id, facts, plan, exc, now)
+            finally:
+                if passing is not None:
+                    passing.handled(facts.uid, facts.room)
             if fresh.booking != facts.booking or fresh.records != facts.records:
                 facts, plan = fresh, plan_tms(fresh, self.policy, self.rooms, now)
-            return self._execute(run_id, facts, plan, now)
+            return self._execute(run_id, facts, plan, now, passing)
 
-    def _execute(self, run_id: str, facts: MeetingFacts, plan: TmsPlan, now: datetime) -> MeetingResult:
+    def _execute(
+        self, run_id: str, facts: MeetingFacts, plan: TmsPlan, now: datetime, passing: PassRooms | None = None
+    ) -> MeetingResult:
         item = facts.item
         organiser = item.organiser if item else (facts.booking.organiser if facts.booking else "")
         for warning in plan.warnings:
@@ -282,32 +293,61 @@ class Engine:
             result = MeetingResult.planned(facts, plan, preview)
             self._write(run_id, facts, plan, result, now, audit_only=True)
             return result
-        self._intend(facts, plan, organiser, now)
+        store_intent(self.store, facts, plan, organiser, now)
         tms = self.executor.tms(plan, facts.booking, organiser=organiser, now=now)
-        booking, note = self._predict(
-            facts, tms.booking, saved=any(isinstance(a, SaveBooking) for a, _ in tms.applied)
-        )
+        saved = any(isinstance(a, SaveBooking) for a, _ in tms.applied)
+        booking, note = self._predict(facts, tms.booking, saved=saved)
+        stale = stale_siblings(facts, booking, now, passing=passing) if saved and booking else ()
         room_actions = () if tms.failed else plan_room(
             facts, plan, booking, tms_error=tms.refused, policy=self.policy, templates=self.templates,
             rooms=self.rooms, licence_note=note,
         )  # fmt: skip
         ref = ItemRef(item.room, item.item_id, item.change_key) if item else None
+        if passing is not None and room_actions and passing.should_hold(item, booking):
+            held = MeetingResult.of(facts, plan, tms, self.executor.room((), ref), booking)
+            held.owed, held.stale = True, stale
+            self._write(run_id, facts, plan, held, now)
+            passing.hold(HeldStage(run_id=run_id, facts=facts, plan=plan, result=held, note=note, now=now))
+            return held
         rooms = self.executor.room(room_actions, ref)
         if booking is not None and rooms.notice is not None:
             booking = dataclasses.replace(booking, notified_hash=rooms.notice)
         result = MeetingResult.of(facts, plan, tms, rooms, booking)
+        result.stale = stale
         if result.deferred:
             return result  # nothing happened but a changekey bump: refreshed with the room's commit
         self._write(run_id, facts, plan, result, now)
         return result
 
-    def _intend(self, facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime) -> None:
-        """Before a first save, store that one may land (see :func:`engine_record.intent_rows`)."""
-        rows = intent_rows(facts, plan, organiser, now, retry_after=RETRY_AFTER)
-        if rows is not None:
-            with self.store.transaction() as tx:
-                tx.upsert_booking(rows[0])
-                tx.upsert_record(rows[1])
+    def _held_stage(self, stage: HeldStage) -> None:
+        """Run a room stage held to the end of the pass, with the booking as it now stands."""
+        facts, now = stage.facts, stage.now
+        structlog.contextvars.bind_contextvars(run_id=stage.run_id)
+        with self._meeting_lock(facts.uid):
+            try:
+                fresh = self._gather(facts.room, facts.uid, facts.item, facts.recheck_due)
+                booking = fresh.booking
+                actions = () if booking is None or fresh.item is None else plan_room(
+                    fresh, stage.plan, booking, tms_error=None, policy=self.policy, templates=self.templates,
+                    rooms=self.rooms, licence_note=stage.note,
+                )  # fmt: skip
+                rooms = self.executor.room(actions, stage.result.rooms.ref if stage.result.rooms else None)
+                if booking is not None and rooms.notice is not None:
+                    booking = dataclasses.replace(booking, notified_hash=rooms.notice)
+                # Only the room stage's actions are reported now; the TMS stage's were at the time.
+                quiet = dataclasses.replace(stage.plan, actions=(), warnings=())
+                done = MeetingResult.of(fresh, quiet, TmsOutcome(booking=fresh.booking), rooms, booking)
+                self._write(stage.run_id, fresh, quiet, done, now)
+            except Exception as exc:  # the record stays due: the next pass runs the stage again
+                log.exception(
+                    events.ERROR_UNEXPECTED, room=facts.room, uid=facts.uid, error_type=type(exc).__name__
+                )
+                return
+        result = stage.result
+        result.rooms, result.owed = rooms, False
+        result.applied += rooms.applied
+        result.booking = done.booking or result.booking
+        result.error = result.error or done.error
 
     def _predict(
         self, facts: MeetingFacts, booking: Booking | None, *, saved: bool
@@ -340,7 +380,7 @@ class Engine:
         self._write(run_id, facts, plan, result, now, audit_only=True)
         return result
 
-    # -- the store ---------------------------------------------------------------------------------
+    # -- the store (xesync.engine_store) ---------------------------------------------------------------
 
     def _write(
         self,
@@ -352,31 +392,9 @@ class Engine:
         *,
         audit_only: bool = False,
     ) -> None:
-        emit(log, facts, plan, result)
-        entries = audit_entries(run_id, facts, plan, result, now, dry_run=self.dry_run) if self.audit else []
-        if audit_only and not entries:
-            return
-        with self.store.transaction() as tx:
-            if not audit_only:
-                if result.booking is not None:
-                    tx.upsert_booking(result.booking)
-                record = record_after(facts, plan, result, now, retry_after=RETRY_AFTER)
-                if record is not None:
-                    tx.upsert_record(record)
-            for entry in entries:
-                tx.add_audit(entry)
-
-    def _commit_room(
-        self, room: str, sync_state: str, refreshes: Sequence[MeetingResult], now: datetime
-    ) -> None:
-        with self.store.transaction() as tx:
-            for result in refreshes:
-                record = record_after(result.facts, result.plan, result, now, retry_after=RETRY_AFTER)
-                if record is None:
-                    continue
-                try:
-                    with tx.savepoint(result.facts.uid):
-                        tx.upsert_record(record)
-                except Exception as exc:  # one bad row must not lose the room's state
-                    log.exception(events.MEETING_FAILED, room=room, uid=result.facts.uid, error=str(exc))
-            tx.put_room_state(RoomSyncState(room=room, sync_state=sync_state, updated_at=now))
+        # ``facts`` and ``plan`` are the result's own; the signature stays for tests that patch it.
+        del facts, plan
+        write_meeting(
+            self.store, log, result, run_id=run_id, now=now, audit=self.audit, dry_run=self.dry_run,
+            audit_only=audit_only,
+        )  # fmt: skip

@@ -47,6 +47,9 @@ class MeetingResult:
         replaced it on the canonical line); the record's status follows it.
     :ivar booking: the booking row to store, if it changed.
     :ivar deferred: nothing happened but a changekey bump; the record is refreshed with the room.
+    :ivar owed: the room stage was held to the end of the pass (:mod:`xesync.engine_pass`); until it
+        runs, the record carries a due recheck.
+    :ivar stale: other rooms' records to mark due, their copies showing an old dial-in block.
     """
 
     facts: MeetingFacts
@@ -61,6 +64,8 @@ class MeetingResult:
     planned_rooms: tuple[RoomAction, ...] = ()
     applied: list[Any] = field(default_factory=list)
     decision: str = ""
+    owed: bool = False
+    stale: tuple[SyncRecord, ...] = ()
 
     @classmethod
     def of(
@@ -182,6 +187,8 @@ def record_after(
     recheck = plan.recheck_at
     if result.transient or (rooms is not None and rooms.failed is not None):
         recheck = now + retry_after
+    if result.owed:
+        recheck = now  # the held room stage is owed: a crash before it runs replays it next pass
     status = _status(result, booking)
     return SyncRecord(
         room=facts.room, uid=facts.uid, occurrence=None,

@@ -219,7 +219,7 @@ class Executor:
     # -- rooms -------------------------------------------------------------------------------------
 
     def room(self, actions: tuple[RoomAction, ...], ref: ItemRef | None) -> RoomOutcome:
-        """Carry out the room stage in order; the body write's new changekey feeds the accept."""
+        """Carry out the room stage in order; the body write's new changekey is the one to store."""
         outcome = RoomOutcome(ref=ref)
         for action in actions:
             try:

@@ -1,8 +1,8 @@
 """The planner's room stage and the data-loss fuse: pure, like :mod:`xesync.reconcile`.
 
 - :func:`plan_room` decides what the room's copy and the organiser are told once TMS has answered:
-  the dial-in block (written before the accept, because the accept needs the changekey the body
-  write returns), accept or decline, and the organiser's notice. The first notice rides on the
+  accept or decline, the dial-in block (written after the accept, so that the changekey the body
+  write returns is the copy's last), and the organiser's notice. The first notice rides on the
   room's response (the acceptance or the decline goes to the organiser anyway), so a new meeting
   costs no separate mail; a later change of the details is mailed.
 - :func:`mass_cancel_refusal` is the fuse of STYLE.md §3: a room that suddenly returns no meetings
@@ -98,12 +98,12 @@ def plan_room(
         )
     if plan.refusal is not None or booking is None or not booking.live:
         return ()  # skipped (past, not yet in the window): the copy stays as it is
-    out: list[RoomAction] = []
+    body: list[RoomAction] = []
     if booking.info_text.strip() or booking.info_html.strip():
         want = dialin.digest(booking.info_text, booking.info_html, is_html=item.body_is_html)
         if dialin.current_digest(item.body, is_html=item.body_is_html) != want:
-            body = dialin.replace(item.body, booking.info_text, booking.info_html, is_html=item.body_is_html)
-            out.append(SetBody(ref=ref, body=body, html=item.body_is_html, digest=want))
+            text = dialin.replace(item.body, booking.info_text, booking.info_html, is_html=item.body_is_html)
+            body.append(SetBody(ref=ref, body=text, html=item.body_is_html, digest=want))
     notice = notice_hash("booked", booking.info_text, booking.info_html, str(booking.conference_id))
     tell = policy.notify_organiser and booking.notified_hash != notice
     mail = templates.confirmation(
@@ -112,10 +112,16 @@ def plan_room(
         owner=booking.owner or "the TMS service user", licence_note=licence_note,
     )  # fmt: skip
     if item.response is not Response.ACCEPT:
-        out.append(Accept(ref=ref, message=mail.text if tell else "", notice=notice if tell else None))
+        # The accept goes first, with the changekey just read (ews.md §1.10 needs a current one);
+        # the body write after it sends that now stale changekey with AutoResolve, which "normally
+        # succeeds" (ews.md §1.11, [documented] by MS, not exercised live), and returns the copy's
+        # final changekey: stored, the next pass knows the update as our own and does not read it.
+        # Body first would leave the accept's changekey unknown, and the copy read again.
+        accept = Accept(ref=ref, message=mail.text if tell else "", notice=notice if tell else None)
+        body.insert(0, accept)
     elif tell:
-        out.append(SendMail(mail=mail, notice=notice))
-    return tuple(out)
+        body.append(SendMail(mail=mail, notice=notice))
+    return tuple(body)
 
 
 def mass_cancel_refusal(

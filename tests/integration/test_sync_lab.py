@@ -279,6 +279,43 @@ def test_request_costs_once_warm(xesync, alice, lab):
     assert lab.requests.snapshot("tms")["tms"]["total"] <= 2
 
 
+def test_the_pass_after_an_import_is_one_sync_folder_items_a_room(xesync, alice, lab, tms):
+    """After importing single, multi-room and series meetings, the next pass costs one SyncFolderItems per
+    room and nothing else; every copy of the three-room meeting shows the final dial-in, and its organiser
+    got one confirmation."""
+    wired = xesync()
+    bob = Organiser(lab, TROMSO, organiser="bob@lab.example")
+    try:
+        alice.book("Single", at(3, 10), at(3, 11))
+        alice.book("Stand-up", at(4, 9), at(4, 10), weekly=4)
+        uid = bob.book_rooms("All hands", at(5, 13), at(5, 14), [TROMSO, OSLO, BERGEN])
+        lab.requests.reset()
+        assert wired.engine.sync().failed_rooms == []
+        assert (
+            "GetFolder" not in lab.requests.snapshot("ews")["ews"]["operations"]
+        )  # the calendar by its name
+        conference = tms.find(external_key(uid))
+        assert sorted(conference.system_ids) == [11, 12, 13]
+        blocks = set()
+        for room in (TROMSO, OSLO, BERGEN):
+            copy = room_copy(wired, room, uid)
+            (found,) = dialin.find(copy.body, is_html=copy.body_is_html)
+            blocks.add(found)
+        assert len(blocks) == 1
+        assert "Oslo" in next(iter(blocks))
+        assert "Bergen" in next(iter(blocks))
+        assert "Tromso" in next(iter(blocks))
+        told = [body for _, body in bob.inbox() if f"Conference ID: {conference.conference_id}" in body]
+        assert len(told) == 1
+        lab.requests.reset()
+        report = wired.engine.sync()
+        assert [m.facts.uid for room in report.rooms for m in room.meetings] == []
+        assert lab.requests.snapshot("ews")["ews"]["operations"] == {"SyncFolderItems": 3}
+        assert lab.requests.snapshot("tms").get("tms", {}).get("total", 0) == 0
+    finally:
+        bob.close()
+
+
 def test_sync_and_plan_commands_work_with_the_lab_config(cfg, alice, lab):
     """`xesync plan` lists the booking it would make and writes nothing; `xesync sync` makes it, exit 0."""
     uid = alice.book("From the command line", at(11, 10), at(11, 11))
