@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import structlog
+from exchangelib.folders import FolderCollection
 from exchangelib.services import GetStreamingEvents
 
 from xesync import events
@@ -233,7 +234,11 @@ class StreamGroup:
             if self._stop.is_set():
                 return
             account = self._source.streaming_account(room)
-            subscription = account.calendar.subscribe_to_streaming(event_types=EVENT_TYPES)
+            # Through FolderCollection, not ``Folder.subscribe_to_streaming``: that one requires a
+            # resolved folder id, and the adapter names the calendar by its DistinguishedFolderId
+            # (no GetFolder per room), which Subscribe accepts as well (ews.md §2.8.7).
+            folders = FolderCollection(account=account, folders=[account.calendar])
+            subscription = folders.subscribe_to_streaming(event_types=EVENT_TYPES)
             yield str(subscription), room
 
     def _opened(self) -> None:
