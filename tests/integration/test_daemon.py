@@ -9,6 +9,7 @@ wait-until with generous timeouts; nothing asserts on how long anything took.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -155,11 +156,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(lab: Lab, workdir: Path, *, interval: str, metrics_port: int | None = None) -> Path:
-    """The lab's configuration with ``sync.interval`` and, when given, a ``[metrics]`` listener."""
+def write_config(
+    lab: Lab, workdir: Path, *, interval: str, metrics_port: int | None = None, exchange: str = ""
+) -> Path:
+    """The lab's configuration with ``sync.interval``, extra ``[exchange]`` lines and, when given, a
+    ``[metrics]`` listener."""
     path = workdir / "xesync.toml"
     write_lab_config(lab.describe(), path, fixture=lab.fixture, state_dir=workdir / "state")
     text = path.read_text(encoding="utf-8").replace("[sync]\n", f'[sync]\ninterval = "{interval}"\n', 1)
+    text = text.replace("[exchange]\n", f"[exchange]\n{exchange}", 1)
     if metrics_port is not None:
         text += f'\n[metrics]\nenabled = true\nhost = "127.0.0.1"\nport = {metrics_port}\n'
     path.write_text(text, encoding="utf-8")
@@ -255,45 +260,89 @@ def test_the_service_notifies_systemd_books_reloads_safely_and_stops_cleanly(
     assert daemon.notify.seen("STOPPING=1")
 
 
-def test_streaming_wakes_a_room_and_a_dropped_stream_is_followed_by_a_catch_up_pass(
+def lab_rooms(lab: Lab) -> list[str]:
+    """The lab's room mailboxes, lower case."""
+    return [r["email"].lower() for r in lab.describe()["ews"]["rooms"]]
+
+
+def syncs(lab: Lab, room: str) -> int:
+    """``SyncFolderItems`` requests for ``room`` since the request log's last reset."""
+    mailboxes = lab.requests.snapshot("ews").get("ews", {}).get("mailboxes", {})
+    return int(mailboxes.get(room, {}).get("SyncFolderItems", 0))
+
+
+def connects(daemon: Daemon) -> list[dict[str, Any]]:
+    """The daemon's ``ews.stream_connected`` lines, in order."""
+    return daemon.named("ews.stream_connected")
+
+
+def caught_up_after(daemon: Daemon, rooms: list[str], connect: int) -> bool:
+    """Whether every room finished a pass logged after the ``connect``-th (0-based) stream connect."""
+    seen, done = 0, set()
+    for event in daemon.events():
+        if event.get("event") == "ews.stream_connected":
+            seen += 1
+        elif event.get("event") == "room.synced" and seen > connect:
+            done.add(event.get("room"))
+    return done >= set(rooms)
+
+
+def test_a_resumed_stream_catches_up_nobody_and_new_subscriptions_catch_up_every_room(
     lab: Lab, workdir: Path, start_daemon: Callable[[Path], Daemon], alice: LabOrganiser
 ) -> None:
-    """With an hour's interval a booking still reaches TMS through a notification; a stream the lab
-    closes and whose reconnect it drops is opened again, and every room is passed over after it."""
-    config = write_config(lab, workdir, interval="1h")
-    daemon = start_daemon(config)
+    """After the lab's ConnectionTimeout the group resumes its subscriptions without one SyncFolderItems
+    for the rooms nobody changed, and a booking still reaches TMS through it; when the lab drops the
+    subscriptions, the group subscribes anew and passes over every room."""
+    daemon = start_daemon(write_config(lab, workdir, interval="1h"))
     wait_until("READY=1", lambda: daemon.notify.seen("READY=1"))
-    wait_until("the stream", lambda: daemon.named("ews.stream_connected"))
-    rooms = [r["email"].lower() for r in lab.describe()["ews"]["rooms"]]
-    wait_until("the first passes", lambda: {e["room"] for e in daemon.named("room.synced")} >= set(rooms))
-
-    alice.book("Woken by a notification", *soon(3, 11))
-    wait_until("the booking in TMS", lambda: conferences(lab) == 1)
+    rooms = lab_rooms(lab)
+    wait_until("the first stream", lambda: connects(daemon))
+    assert connects(daemon)[0]["catch_up"] is True
+    wait_until("the catch-up passes", lambda: caught_up_after(daemon, rooms, 0))
 
     lab.requests.reset()
-    lab.inject(service="ews", kind="drop_connection", operation="GetStreamingEvents", count=1)
-    seen = len(daemon.events())
-    lab.ews.hub.close_streams()
-    reconnected = wait_until(
-        "the stream again",
-        lambda: [e for e in daemon.named("ews.stream_connected") if e.get("reconnect")],
-    )
-    assert reconnected
-    # The closed stream's reopening was dropped; the next attempt (exchangelib's retry or ours) held.
-    assert lab.requests.count("ews", "GetStreamingEvents") >= 2
+    lab.clock.advance(1800)  # past ConnectionTimeout: the lab closes the stream in order
+    resumed = wait_until("the resumed stream", lambda: connects(daemon)[1:])
+    assert resumed[0]["reconnect"] is True
+    assert resumed[0]["catch_up"] is False
+    alice.book("Through the resumed stream", *soon(3, 11))
+    wait_until("the booking in TMS", lambda: conferences(lab) == 1)
+    assert lab.requests.count("ews", "Subscribe") == 0
+    assert syncs(lab, TROMSO) >= 1
+    untouched = [room for room in rooms if room != TROMSO]
+    assert untouched
+    assert [syncs(lab, room) for room in untouched] == [0] * len(untouched)
 
-    def caught_up() -> bool:
-        mailboxes = lab.requests.snapshot("ews")["ews"]["mailboxes"]
-        after = daemon.events()[seen:]
-        synced = {e.get("room") for e in after if e.get("event") == "room.synced"}
-        asked = all(mailboxes.get(r, {}).get("SyncFolderItems", 0) >= 1 for r in rooms)
-        return asked and synced >= set(rooms)
+    lab.requests.reset()
+    with lab.ews.hub.cond:
+        lab.ews.hub.subs.clear()  # the server forgot them: the next connect is refused
+        lab.ews.hub.cond.notify_all()
+    renewed = wait_until("new subscriptions", lambda: [c for c in connects(daemon)[2:] if c["catch_up"]])
+    assert renewed
+    assert daemon.named("ews.stream_failed")
+    assert lab.requests.count("ews", "Subscribe") >= len(rooms)
+    wait_until("a catch-up pass over every room", lambda: all(syncs(lab, room) >= 1 for room in rooms))
 
-    wait_until("a catch-up pass over every room", caught_up)
-    assert wait_until("an open stream", lambda: lab.state()["ews"]["open_streams"] == 1)
 
-    alice.book("After the reconnect", *soon(4, 11))
-    wait_until("the second booking in TMS", lambda: conferences(lab) == 2)
+def test_with_events_dropped_between_connections_every_connect_catches_up(
+    lab: Lab, workdir: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """With the lab's streaming_keeps_events off and exchange.stream_catch_up = "every_connect", a stream
+    resumed after its ConnectionTimeout passes over every room again."""
+    lab.ews.settings = dataclasses.replace(lab.ews.settings, streaming_keeps_events=False)
+    config = write_config(lab, workdir, interval="1h", exchange='stream_catch_up = "every_connect"\n')
+    daemon = start_daemon(config)
+    wait_until("READY=1", lambda: daemon.notify.seen("READY=1"))
+    rooms = lab_rooms(lab)
+    wait_until("the first stream", lambda: connects(daemon))
+    wait_until("the catch-up passes", lambda: caught_up_after(daemon, rooms, 0))
+
+    lab.requests.reset()
+    lab.clock.advance(1800)
+    resumed = wait_until("the resumed stream", lambda: connects(daemon)[1:])
+    assert resumed[0]["catch_up"] is True
+    assert lab.requests.count("ews", "Subscribe") == 0
+    wait_until("a catch-up pass over every room", lambda: all(syncs(lab, room) >= 1 for room in rooms))
 
 
 def test_a_configuration_error_exits_2_before_ready(
