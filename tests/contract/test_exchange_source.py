@@ -106,6 +106,14 @@ def test_reading_one_item_resolves_the_calendar_once_per_room(lab_at, exchange_s
     assert ews_requests(lab_at) == {"GetFolder": 1, "GetItem": 2}
 
 
+def test_a_streaming_account_can_subscribe_after_one_get_folder(lab_at, exchange_source):
+    """exchangelib subscribes only to a folder with an id: the calendar is resolved once per room for it."""
+    exchange_source.streaming_account(ROOM)
+    account = exchange_source.streaming_account(ROOM)
+    assert account.calendar.subscribe_to_streaming(event_types=["CreatedEvent"])
+    assert ews_requests(lab_at) == {"GetFolder": 1, "Subscribe": 1}
+
+
 def test_own_body_write_is_not_read_again(lab_at, exchange_source, organiser):
     """An update still carrying the changekey our body write returned is left out, and costs no GetItem."""
     book_single(organiser)

@@ -17,9 +17,10 @@ Decisions, each with its reason (connection set-up: :mod:`xesync.adapters.exchan
   ``<t:DistinguishedFolderId Id="calendar"><t:Mailbox>`` as well, so the account's root and
   calendar are set to unresolved distinguished folders and the room's first request is its
   ``SyncFolderItems``. The calendar's real folder id is needed only to tell a re-read item in the
-  calendar from one moved to Deleted Items (:meth:`ExchangeCalendarSource.item`); it is asked for
-  then, once per room and process (one ``GetFolder``). Impersonation and ``X-AnchorMailbox`` come
-  from the account, as before.
+  calendar from one moved to Deleted Items (:meth:`ExchangeCalendarSource.item`), and by
+  exchangelib's ``subscribe_to_streaming`` (:meth:`ExchangeCalendarSource.streaming_account`); it
+  is asked for then, once per room and process (one ``GetFolder``). Impersonation and
+  ``X-AnchorMailbox`` come from the account, as before.
 - **Retries.** Throttling is left to exchangelib's (bounded) FaultTolerance. Dropped connections are
   raised at once with one pooled session (ews.md §4 trap 8), so reads are tried once more; writes
   never are: the next pass sees whether they landed.
@@ -146,12 +147,19 @@ class ExchangeCalendarSource:
                 self._accounts[key] = account
             return account
 
-    def _calendar_id(self, key: str, calendar: Any) -> str:
-        """The calendar's real folder id: one ``GetFolder`` per room and process, only when needed."""
+    def _calendar_id(self, key: str) -> str:
+        """The calendar's real folder id: one ``GetFolder`` per room and process, only when needed.
+
+        The resolved folder replaces the account's distinguished one; it keeps the distinguished id
+        (exchangelib copies it over), so requests still name the calendar the same way.
+        """
         with self._lock:
             found = self._calendar_ids.get(key)
         if found is None:
-            found = str(Calendar.resolve(account=calendar.account, folder=calendar).id)
+            account = self._account(key)
+            resolved = Calendar.resolve(account=account, folder=account.calendar)
+            account.calendar = resolved
+            found = str(resolved.id)
             with self._lock:
                 self._calendar_ids[key] = found
         return found
@@ -220,7 +228,7 @@ class ExchangeCalendarSource:
             calendar = account.calendar
             # A declined or deleted item may live on in Deleted Items under the same id (the lab
             # keeps ids on a move); only one still in the room's calendar counts.
-            folder_id = self._calendar_id(key, calendar)
+            folder_id = self._calendar_id(key)
             found = self._read_items(key, account, calendar, [item_id], window, folder_id=folder_id)
             return found[0] if found else None
 
@@ -270,8 +278,14 @@ class ExchangeCalendarSource:
     # ------------------------------------------------------------------------------ streaming
 
     def streaming_account(self, room: str) -> Any:
-        """The room's exchangelib ``Account`` on this adapter's protocol (for ``Subscribe`` and streams)."""
-        return self._account(self._room_key(room))
+        """The room's exchangelib ``Account`` on this adapter's protocol (for ``Subscribe`` and streams).
+
+        exchangelib's ``subscribe_to_streaming`` insists on a folder id, so the calendar is resolved
+        here (one ``GetFolder`` per room and process; see the module docstring).
+        """
+        key = self._room_key(room)
+        self._call(key, lambda: self._calendar_id(key), retry=True)
+        return self._account(key)
 
     def reserve_sessions(self, count: int) -> None:
         """Grow the session pool by ``count``: each open stream holds one (ews.md trap 6)."""
