@@ -7,8 +7,9 @@ Lifecycle (``RunState``): ``starting`` → ``running`` ⇄ ``reloading`` → ``s
    configuration error on the way exits 2 before ``READY`` (the CLI boundary), so systemd reports a
    failed start instead of a service that runs on nothing.
 2. **Room passes** run on the dispatcher (:class:`xesync.daemon_jobs.Passes`): every room once at
-   start, then ``sync.interval`` after its last pass (``sync.stream_safety_interval`` for a room
-   its live stream covers), wake-ups first, ``exchange.max_connections`` at a time.
+   start (with streams: by the first connect's catch-up, or a minute later), then ``sync.interval``
+   after its last pass (``sync.stream_safety_interval`` for a room its live stream covers),
+   wake-ups first, ``exchange.max_connections`` at a time.
    **Jobs** (APScheduler 3.x; every job ``max_instances=1``, ``coalesce=True`` and a
    ``misfire_grace_time`` below its period): the full reconcile at ``sync.full_reconcile_at``
    (host local time, as an admin reads a clock); housekeeping half an hour later; licence checks at
@@ -66,6 +67,9 @@ log = structlog.get_logger("xesync.daemon")
 
 TICK = 5.0  # the main loop's longest sleep: STATUS= refresh, and the watchdog when it asks for less
 FIRST_LICENCE_RUN = 5.0  # seconds after start: the first passes have booked something by then
+# With streams, the first interval pass waits this long for the catch-up of the first connect, which
+# passes every room it subscribed (subscribing 200 rooms takes 200 Subscribe requests, one by one).
+STREAM_START_GRACE = 60.0
 SCHEDULER_WORKERS = 3  # the reconcile, housekeeping and the licence checks: room passes have their own
 HOUSEKEEPING_AFTER = timedelta(minutes=30)  # after the nightly reconcile
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -141,7 +145,7 @@ class Daemon:
             self.health = self._listener(self.cfg)
             self.scheduler.start()
             self._schedule(self.runtime)
-            self.runtime.passes.start()
+            self._start_passes(self.runtime)
             if self.runtime.streams is not None:
                 self.runtime.streams.start()
         except BaseException:
@@ -265,6 +269,11 @@ class Daemon:
             )  # fmt: skip
         # With [cms], ``Wired.licence`` is the LicenceChecker; without it no licence job exists.
 
+    @staticmethod
+    def _start_passes(runtime: Runtime) -> None:
+        streams = runtime.streams is not None and bool(runtime.streams.groups)
+        runtime.passes.start(first_after=STREAM_START_GRACE if streams else 0.0)
+
     def _licence_at(self, when: datetime) -> None:
         runtime = self.runtime
         if runtime is None or runtime.licences is None or self.stopping.is_set():
@@ -313,7 +322,7 @@ class Daemon:
         if self.health is None and cfg.metrics.enabled:
             self.health = self._listener(cfg)
         self._schedule(new)
-        new.passes.start()
+        self._start_passes(new)
         if new.streams is not None:
             new.streams.start()
         self.state = RunState.RUNNING

@@ -119,12 +119,17 @@ class Passes:
 
     # ---------------------------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
-        """Make every room due now, in order, and start the workers."""
+    def start(self, *, first_after: float = 0.0) -> None:
+        """Make every room due once, in order, ``first_after`` seconds from now; start the workers.
+
+        :param first_after: with streams, their first connect's catch-up passes every room it
+            covers; the first interval pass waits this long for it, so that a room is not passed
+            twice at start (once before its subscription, once for its catch-up).
+        """
         with self._cv:
-            now = self._clock()
+            due = self._clock() + first_after
             for room in self.rooms:
-                self._set_due(room, now)
+                self._set_due(room, due)
         for index in range(min(self._workers, max(1, len(self.rooms)))):
             thread = threading.Thread(target=self._work, name=f"xesync-pass-{index}", daemon=True)
             self._threads.append(thread)
@@ -274,6 +279,10 @@ class Passes:
     def _set_due(self, room: str, due: float) -> None:
         self._due[room] = due
         heapq.heappush(self._heap, (due, next(self._seq), room))
+        if len(self._heap) > 4 * len(self._due) + 64:
+            # Superseded entries wait in the heap until their time; many wake-ups pile them up.
+            self._heap = [(d, next(self._seq), r) for r, d in self._due.items()]
+            heapq.heapify(self._heap)
 
     def _halted(self) -> bool:
         return self._closed or self._stopping.is_set()

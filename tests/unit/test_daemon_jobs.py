@@ -178,6 +178,20 @@ def test_every_room_passes_once_at_start_and_is_then_due_an_interval_after_its_p
         assert 60 <= due <= 66
 
 
+def test_with_a_start_grace_the_catch_up_is_a_rooms_first_pass_and_the_rest_wait(make):
+    """Started with first_after, a room its catch-up wakes passes once; the others stay due later."""
+    engine, clock = _Engine(), _Clock()
+    passes, _ = make(["a@x", "b@x"], engine, clock, workers=1)
+    passes.start(first_after=60.0)
+    passes.wake(["a@x"], reason="catch_up")
+    wait_for("the catch-up pass", lambda: len(engine.calls) == 1 and passes.backlog() == 0)
+    assert engine.calls == [(["a@x"], False)]
+    assert passes.due_in("b@x") == 60.0
+    due_a = passes.due_in("a@x")
+    assert due_a is not None
+    assert 60 <= due_a <= 66
+
+
 def test_a_wake_up_during_a_pass_runs_the_room_once_more_and_is_not_lost(make):
     """A room woken (twice) while its pass runs gets exactly one more pass, never two at once."""
     engine, clock = _Engine(block={"a@x"}), _Clock()
