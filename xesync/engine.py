@@ -49,7 +49,7 @@ import structlog
 from xesync import events
 from xesync.actions import MeetingFacts, Policy, RoomInfo, SaveBooking, TmsPlan
 from xesync.directory import Directory, NotInDirectory, Person
-from xesync.engine_pass import HeldStage, PassRooms, stale_siblings
+from xesync.engine_pass import HeldStage, PassRooms, handled, stale_siblings
 from xesync.engine_record import MeetingResult, RoomReport, SyncReport, emit_warning
 from xesync.engine_store import RETRY_AFTER, commit_room, store_intent, write_meeting
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
@@ -149,9 +149,7 @@ class Engine:
         state = self.store.room_state(room)
         stored = None if full or state is None else state.sync_state
         records = self.store.records(room)
-        known = {
-            r.item_id: r.change_key for r in records if r.item_id and r.change_key and r.occurrence is None
-        }
+        known = {str(r.item_id): str(r.change_key) for r in records if handled(r)}
         changes = self.source.changes(room, stored, window=window, known=known)
         if changes.full and stored:
             log.warning(events.EWS_SYNC_STATE_RESET, room=room)

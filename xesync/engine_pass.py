@@ -127,3 +127,20 @@ def stale_siblings(
             continue
         out.append(dataclasses.replace(record, recheck_at=now))
     return tuple(out)
+
+
+def handled(record: SyncRecord) -> bool:
+    """Whether ``record``'s changekey names a version of the copy that was fully handled.
+
+    Only those may hide an update from the next read (``CalendarSource.changes(known=)``). A pending
+    record (written before a first TMS save), a failed one or one with an error keeps the changekey
+    it read: after a crash the old sync state reports the copy again, and it must be read again.
+    """
+    return bool(
+        record.occurrence is None
+        and record.item_id
+        and record.change_key
+        and record.content_hash
+        and not record.last_error
+        and record.status in (BookingStatus.BOOKED, BookingStatus.DEFECTIVE)
+    )

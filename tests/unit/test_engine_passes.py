@@ -133,3 +133,22 @@ def test_a_held_room_stage_that_never_ran_is_replayed_by_the_next_pass(kit, monk
     kit.sync()
     assert "Rooms: [11, 12]" in block(kit, held[0], "PAIR")
     assert kit.store.record(held[0], "PAIR").recheck_at is None
+
+
+def test_a_crash_after_the_first_tms_save_reads_the_copy_again_at_once(kit):
+    """A pending record keeps the changekey it read: after a crash the copy, reported again, is read."""
+    kit.sync(OSLO)  # a stored sync state: the passes below are incremental
+    kit.source.put(meeting("M1", room=OSLO))
+    save = kit.sink.save
+
+    def crash(request):
+        save(request)
+        raise KeyboardInterrupt
+
+    kit.sink.save = crash
+    with pytest.raises(KeyboardInterrupt):
+        kit.sync(OSLO)
+    kit.sink.save = save
+    kit.sync(OSLO)
+    assert kit.source.copy(OSLO, "M1").response is Response.ACCEPT
+    assert kit.store.record(OSLO, "M1").recheck_at is None
