@@ -146,8 +146,9 @@ def healthz(port: int) -> int:
 
 
 def test_healthz_turns_unhealthy_during_an_exchange_outage_and_healthy_after(lab, tmp_path):
-    """During an EWS outage /healthz turns 503 and the meeting sent meanwhile waits; after recovery
-    /healthz is 200 again and the meeting is booked and accepted."""
+    """During an EWS outage (every request fails and the open stream is cut) /healthz turns 503 and the
+    meeting sent meanwhile waits; after recovery /healthz is 200 again and the meeting is booked and
+    accepted."""
     lab.clock.set(datetime.now(UTC))
     port = free_port()
     cfg = daemon_config(lab, tmp_path, interval="1s", metrics_port=port)
@@ -159,12 +160,16 @@ def test_healthz_turns_unhealthy_during_an_exchange_outage_and_healthy_after(lab
     tms = TmsBookingSink(cfg.tms)
     try:
         wait_until("healthy", lambda: healthz(port) == 200)
+        # A room its live stream covers needs no pass for an hour and is healthy that long: the outage
+        # must cut the stream too (the lab's faults hit new requests only), as a real one would.
         lab.inject(service="ews", kind="http_status", status=500)
+        lab.ews.hub.close_streams()
         wait_until("unhealthy", lambda: healthz(port) == 503)
         start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
         lab.clear_faults()  # let Alice send her meeting, then Exchange goes down again for xesync
         uid = alice.book("Sent during the outage", start, start + timedelta(hours=1))
         lab.inject(service="ews", kind="http_status", status=500)
+        lab.ews.hub.close_streams()
         wait_until("still unhealthy", lambda: healthz(port) == 503)
         assert tms.find(external_key(uid)) is None
         lab.clear_faults()
