@@ -81,9 +81,8 @@ def _exchange(cfg: Config) -> Iterator[CheckResult]:
         def reach() -> str:
             if not rooms:
                 return "no rooms configured"
-            account = source.streaming_account(rooms[0].email)
-            account.calendar.refresh()  # GetFolder: the endpoint answers and the credentials work
-            return f"{ex.url} answers; build {account.version.build}"
+            source.calendar_id(rooms[0].email)  # GetFolder: the endpoint answers and the credentials work
+            return f"{ex.url} answers; build {source.streaming_account(rooms[0].email).version.build}"
 
         reached = _attempt(
             "exchange reachable", f"check exchange.url ({ex.url}), exchange.username and its password", reach
@@ -98,7 +97,7 @@ def _exchange(cfg: Config) -> Iterator[CheckResult]:
             )
 
             def read(email: str = room.email) -> str:
-                source.streaming_account(email).calendar.refresh()
+                source.calendar_id(email)
                 return f"calendar readable by {how}"
 
             if not reached.ok:

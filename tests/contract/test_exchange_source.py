@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from exchangelib.folders import FolderCollection
 from structlog.testing import capture_logs
 
 from xesync import events
@@ -106,12 +107,19 @@ def test_reading_one_item_resolves_the_calendar_once_per_room(lab_at, exchange_s
     assert ews_requests(lab_at) == {"GetFolder": 1, "GetItem": 2}
 
 
-def test_a_streaming_account_can_subscribe_after_one_get_folder(lab_at, exchange_source):
-    """exchangelib subscribes only to a folder with an id: the calendar is resolved once per room for it."""
-    exchange_source.streaming_account(ROOM)
+def test_a_streaming_account_subscribes_with_no_get_folder(lab_at, exchange_source):
+    """Streams subscribe to the distinguished calendar as the stream group does: Subscribe, no GetFolder."""
     account = exchange_source.streaming_account(ROOM)
-    assert account.calendar.subscribe_to_streaming(event_types=["CreatedEvent"])
-    assert ews_requests(lab_at) == {"GetFolder": 1, "Subscribe": 1}
+    folders = FolderCollection(account=account, folders=[account.calendar])
+    assert folders.subscribe_to_streaming(event_types=["CreatedEvent"])
+    assert ews_requests(lab_at) == {"Subscribe": 1}
+
+
+def test_the_calendar_id_costs_one_get_folder_per_room(lab_at, exchange_source):
+    """``calendar_id`` (xesync check) resolves the calendar once per room and process."""
+    first = exchange_source.calendar_id(ROOM)
+    assert exchange_source.calendar_id(ROOM) == first
+    assert ews_requests(lab_at) == {"GetFolder": 1}
 
 
 def test_own_body_write_is_not_read_again(lab_at, exchange_source, organiser):

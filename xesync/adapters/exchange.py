@@ -18,8 +18,8 @@ Decisions, each with its reason (connection set-up: :mod:`xesync.adapters.exchan
   calendar are set to unresolved distinguished folders and the room's first request is its
   ``SyncFolderItems``. The calendar's real folder id is needed only to tell a re-read item in the
   calendar from one moved to Deleted Items (:meth:`ExchangeCalendarSource.item`), and by
-  exchangelib's ``subscribe_to_streaming`` (:meth:`ExchangeCalendarSource.streaming_account`); it
-  is asked for then, once per room and process (one ``GetFolder``). Impersonation and
+  ``xesync check`` (:meth:`ExchangeCalendarSource.calendar_id`); it is asked for then, once per room
+  and process (one ``GetFolder``). Streams subscribe to the distinguished calendar. Impersonation and
   ``X-AnchorMailbox`` come from the account, as before.
 - **Retries.** Throttling is left to exchangelib's (bounded) FaultTolerance. Dropped connections are
   raised at once with one pooled session (ews.md §4 trap 8), so reads are tried once more; writes
@@ -273,12 +273,16 @@ class ExchangeCalendarSource:
     def streaming_account(self, room: str) -> Any:
         """The room's exchangelib ``Account`` on this adapter's protocol (for ``Subscribe`` and streams).
 
-        exchangelib's ``subscribe_to_streaming`` insists on a folder id, so the calendar is resolved
-        here (one ``GetFolder`` per room and process; see the module docstring).
+        Its calendar is the unresolved distinguished folder (no request): streams subscribe through
+        exchangelib's ``FolderCollection``, which accepts it (:mod:`xesync.adapters.exchange_stream`).
         """
+        return self._account(self._room_key(room))
+
+    def calendar_id(self, room: str) -> str:
+        """The room's calendar folder id: one ``GetFolder`` per room and process (``xesync check``
+        proves with it that the room's calendar is readable)."""
         key = self._room_key(room)
-        self._call(key, lambda: self._calendar_id(key), retry=True)
-        return self._account(key)
+        return self._call(key, lambda: self._calendar_id(key), retry=True)
 
     def reserve_sessions(self, count: int) -> None:
         """Grow the session pool by ``count``: each open stream holds one (ews.md trap 6)."""
