@@ -7,7 +7,10 @@ Terminology:
 - *pass*: one :meth:`xesync.engine.Engine.sync` over some rooms (:mod:`xesync.health`).
 - *due time*: when a room's next interval pass falls due: ``sync.interval`` (plus jitter) after its
   last pass ended, whatever started that pass; ``sync.stream_safety_interval`` instead when the pass
-  began under a live stream (*streamed*, below).
+  began under a live stream (*streamed*, below); earlier when one of the room's records has a
+  recheck due before that (a transient failure's retry, a sibling copy left with an old dial-in):
+  no stream event announces a recheck, so a streamed room would otherwise wait up to its safety
+  interval for it.
 - *wake-up*: a request for a room's pass now (a streaming notification, or a catch-up after a stream
   subscribed anew); it puts the room in the *ready queue*, ahead of every interval pass.
 - *backlog*: the rooms waiting for a pass: woken, or past their due time, and not yet begun.
@@ -110,6 +113,7 @@ class Passes:
         self._busy: set[str] = set()
         self._streamed: set[str] = set()
         self._ended: dict[str, float] = {}  # when each room's last pass ended
+        self._recheck_in: dict[str, float] = {}  # seconds from a pass's end to its room's next recheck
         self._closed = False
         self._threads: list[threading.Thread] = []
         #: When the room's stream group has been live since (monotonic), or ``None``: the streams'.
@@ -273,7 +277,11 @@ class Passes:
                 period = self._safety if room in streamed else self._interval
                 (self._streamed.add if room in streamed else self._streamed.discard)(room)
                 jitter = self._rng.uniform(0, min(period / 10, MAX_JITTER_S))
-                self._set_due(room, ended + period + jitter)
+                recheck = self._recheck_in.pop(room, None)
+                # A recheck brings the pass forward, but never closer than sync.interval: a record
+                # whose recheck stays due (its retry keeps failing) is passed as often as polling would.
+                soon = max(self._interval, recheck) if recheck is not None else period + jitter
+                self._set_due(room, ended + min(period + jitter, soon))
             self._cv.notify_all()
 
     def _set_due(self, room: str, due: float) -> None:
@@ -305,8 +313,22 @@ class Passes:
             since = self.covered_since(result.room)
             if result.ok and since is not None and since <= started:
                 streamed.add(result.room)
+        self._plan_rechecks(rooms)
         self.feed(report, seconds=perf_counter() - began, kind=kind, streamed=streamed)
         return streamed
+
+    def _plan_rechecks(self, rooms: list[str]) -> None:
+        """Note when each room's earliest recheck falls due, for :meth:`_release` (see *due time*)."""
+        try:
+            now = self.engine.clock()
+            found = {room: self.engine.store.next_recheck(room) for room in rooms}
+        except Exception as exc:
+            log.exception(events.JOB_FAILED, job="plan_rechecks", rooms=rooms, error=type(exc).__name__)
+            return
+        with self._cv:
+            for room, at in found.items():
+                if at is not None:
+                    self._recheck_in[room] = max(0.0, (at - now).total_seconds())
 
     def feed(
         self, report: SyncReport, *, seconds: float, kind: str, streamed: AbstractSet[str] = frozenset()

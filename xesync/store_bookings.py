@@ -221,6 +221,14 @@ def select_due(conn: sqlite3.Connection, room: str, now: datetime) -> list[SyncR
     return [record_from_row(r) for r in rows]
 
 
+def select_next_recheck(conn: sqlite3.Connection, room: str) -> datetime | None:
+    """The room's earliest recheck, due or not (the ``record_recheck`` index answers it)."""
+    row = conn.execute(
+        "SELECT MIN(recheck_at) FROM record WHERE room = ? AND recheck_at IS NOT NULL", (room,)
+    ).fetchone()
+    return None if row is None or row[0] is None else decode_ts(row[0])
+
+
 class BookingQueries:
     """The booking look-ups shared by :class:`xesync.store.Store` (committed data, under its lock) and
     :class:`xesync.store.Transaction` (inside a unit of work); each supplies :meth:`_run`."""
@@ -249,3 +257,7 @@ class BookingQueries:
     def due(self, room: str, now: datetime) -> list[SyncRecord]:
         """Return the room's records whose ``recheck_at`` has come."""
         return self._run(lambda c: select_due(c, room, now))
+
+    def next_recheck(self, room: str) -> datetime | None:
+        """When the room's earliest recheck falls due (``None``: none is planned)."""
+        return self._run(lambda conn: select_next_recheck(conn, room))

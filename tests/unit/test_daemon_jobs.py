@@ -118,7 +118,19 @@ class _Engine:
         self.release = threading.Event()
         self.in_hand: set[str] = set()
         self.overlaps: list[str] = []
+        self.rechecks: dict[str, datetime] = {}  # room -> its earliest recheck, as the store answers
+        self.store = self
         self._lock = threading.Lock()
+
+    NOW = datetime(2027, 3, 10, 9, 0, tzinfo=UTC)
+
+    def clock(self) -> datetime:
+        """The engine's wall clock (fixed: the dispatcher's own clock is the test's)."""
+        return self.NOW
+
+    def next_recheck(self, room: str) -> datetime | None:
+        """The store's answer: the room's earliest recheck."""
+        return self.rechecks.get(room)
 
     def sync(self, rooms: list[str], *, full: bool = False) -> SyncReport:
         with self._lock:
@@ -260,6 +272,25 @@ def test_a_room_its_stream_covers_waits_for_the_safety_interval_until_the_stream
     passes.unstream(["a@x"])
     assert passes.due_in("a@x") == 50.0
     assert not book.rooms()[0].streamed
+
+
+def test_a_recheck_brings_a_streamed_rooms_pass_forward_but_not_closer_than_the_interval(make):
+    """A streamed room with a recheck due in 5 minutes is due then, not after the safety interval; one
+    with a recheck already due is due after sync.interval (a retry that keeps failing polls, not spins);
+    a room with none waits for its safety interval, and no pass logs a failure."""
+    engine, clock = _Engine(), _Clock()
+    engine.rechecks = {"a@x": _Engine.NOW + timedelta(minutes=5), "b@x": _Engine.NOW - timedelta(minutes=1)}
+    passes, _ = make(["a@x", "b@x", "c@x"], engine, clock, workers=1)
+    passes.covered_since = lambda _room: 0.0
+    with capture_logs() as logs:
+        passes.start()
+        wait_for("the first passes", lambda: len(engine.calls) == 3 and passes.backlog() == 0)
+    assert passes.due_in("a@x") == 300.0
+    assert passes.due_in("b@x") == 60.0
+    due_c = passes.due_in("c@x")
+    assert due_c is not None
+    assert 3600 <= due_c <= 3630
+    assert not [e for e in logs if e["event"] == events.JOB_FAILED]
 
 
 def test_a_pass_begun_before_the_stream_covered_the_room_is_not_streamed(make):

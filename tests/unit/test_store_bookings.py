@@ -137,6 +137,18 @@ def test_records_for_uid_item_and_due(store):
     assert store.due("room-bergen@lab.example", T0) == [due]
 
 
+def test_next_recheck_is_the_rooms_earliest_due_or_not(store):
+    """The dispatcher's question: the room's earliest recheck, past or future; none without one."""
+    with store.transaction() as tx:
+        tx.upsert_record(make_record(recheck_at=T0 + timedelta(hours=2)))
+        tx.upsert_record(make_record(uid="UID-2", item_id="item-2", recheck_at=T0 - timedelta(minutes=5)))
+        tx.upsert_record(make_record(uid="UID-3", item_id="item-3"))
+        tx.upsert_record(make_record("room-bergen@lab.example", uid="UID-4", recheck_at=T0))
+    assert store.next_recheck("room-oslo@lab.example") == T0 - timedelta(minutes=5)
+    assert store.next_recheck("room-bergen@lab.example") == T0
+    assert store.next_recheck("room-tromso@lab.example") is None
+
+
 def test_record_room_key_is_lower_cased_when_built():
     """A record built from a mixed-case room address keys on the lower-case address."""
     assert make_record("Room-Oslo@LAB.example").room == "room-oslo@lab.example"
