@@ -59,6 +59,7 @@ from xesync import events
 from xesync.engine import Engine, SyncReport
 from xesync.health import HealthBook
 from xesync.metrics import Metrics
+from xesync.model import Booking
 
 log = structlog.get_logger("xesync.daemon")
 
@@ -118,7 +119,8 @@ class Passes:
         self._threads: list[threading.Thread] = []
         #: When the room's stream group has been live since (monotonic), or ``None``: the streams'.
         self.covered_since: Callable[[str], float | None] = _never
-        self.after_pass: Callable[[], None] = lambda: None
+        #: Told the bookings a pass changed (the licence job's planning, :mod:`xesync.daemon_tasks`).
+        self.after_pass: Callable[[list[Booking]], None] = lambda _bookings: None
         self.last_report: SyncReport | None = None
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -343,5 +345,6 @@ class Passes:
                     self._metrics.booking(meeting.outcome)
         # Re-plan the licence job only when a booking row changed: planning reads every live booking,
         # and after each of a thousand rooms' idle passes that was the daemon's main CPU cost (bench/).
-        if any(m.booking is not None for room in report.rooms for m in room.meetings):
-            self.after_pass()
+        changed = [m.booking for room in report.rooms for m in room.meetings if m.booking is not None]
+        if changed:
+            self.after_pass(changed)

@@ -37,6 +37,7 @@ Decisions:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -116,9 +117,15 @@ class LicenceChecker:
                 seen.setdefault(step.booking.key, step.booking)
         return list(seen.values())
 
-    def next_due(self, now: datetime) -> datetime | None:
-        """When :meth:`run_due` next has something to do (at or before ``now``: at once); ``None``: never."""
-        times = [step.at for step in self._steps(now)]
+    def next_due(self, now: datetime, bookings: Sequence[Booking] | None = None) -> datetime | None:
+        """When :meth:`run_due` next has something to do (at or before ``now``: at once); ``None``: never.
+
+        :param bookings: look at these only (the bookings a pass changed: the daemon brings its job
+            forward by them without reading every live booking). The answer is never later than the
+            full one for them; it may be earlier (a series occurrence booked on its own is not known
+            here), which only makes the job run early and plan again.
+        """
+        times = [step.at for step in self._steps(now, bookings)]
         return min(times) if times else None
 
     def run_due(self, now: datetime) -> list[LicenceCheck]:
@@ -154,12 +161,17 @@ class LicenceChecker:
                 made.append(self._check(run_id, booking, sitting, stage, now))
         return made
 
-    def _steps(self, now: datetime) -> list[Step]:
+    def _steps(self, now: datetime, only: Sequence[Booking] | None = None) -> list[Step]:
         since = now - MISSED_HORIZON
-        bookings = self.store.bookings(live_only=True)
+        bookings = self.store.bookings(live_only=True) if only is None else [b for b in only if b.live]
         alone = {b.key for b in bookings if b.occurrence is not None}
         # A sitting ending after ``since`` was checked at most a day (max duration) plus the lead before.
-        history = _by_sitting(self.store.licence_history(since=since - timedelta(days=2) - self.lead))
+        after = since - timedelta(days=2) - self.lead
+        if only is None:
+            history = _by_sitting(self.store.licence_history(since=after))
+        else:
+            uids = sorted({b.uid for b in bookings})
+            history = _by_sitting([c for u in uids for c in self.store.licence_history(uid=u, since=after)])
         steps: list[Step] = []
         for booking in bookings:
             fixups: dict[datetime | None, OpenFixup] | None = None

@@ -259,6 +259,23 @@ def test_preflight_without_a_directory_asks_cms_by_e_mail():
 # ---------------------------------------------------------------------------------- schedule
 
 
+def test_next_due_of_some_bookings_looks_at_those_only(store, cms):
+    """Given a pass's changed bookings, next_due answers for them alone (with their own history);
+    the full answer is the earliest of all live bookings."""
+    early = save(store, make_booking("UID-E", start=T0, end=T0 + timedelta(hours=1)))
+    late = save(
+        store, make_booking("UID-L", start=T0 + timedelta(days=1), end=T0 + timedelta(days=1, hours=1))
+    )
+    check = checker(store, cms)
+    now = T0 - timedelta(hours=2)
+    assert check.next_due(now) == T0 - LEAD
+    assert check.next_due(now, [late]) == late.start - LEAD
+    assert check.next_due(now, [early, late]) == T0 - LEAD
+    check.run_due(T0 - LEAD)  # the early one's before-start look is history now
+    assert check.next_due(T0 - LEAD, [early]) == T0 + timedelta(minutes=1)
+    assert check.next_due(now, [replace(late, state=TmsState.DELETED)]) is None
+
+
 def test_a_meeting_is_looked_at_before_its_start_then_judged_a_minute_after(store, cms):
     """Due at start - lead (a before-start look), then at start + 1 min (the verdict), then never again."""
     booking = save(store, make_booking())
