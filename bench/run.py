@@ -259,12 +259,15 @@ def main() -> None:
     parser.add_argument(
         "--streaming", action=argparse.BooleanOptionalAction, default=True, help="also measure `xesync run`"
     )
-    parser.add_argument("--stream-interval", type=int, default=1800, help="sync.interval for `xesync run`")
+    parser.add_argument("--stream-interval", type=int, default=60, help="sync.interval for `xesync run`")
+    parser.add_argument(
+        "--stream-safety", type=int, default=3600, help="sync.stream_safety_interval for `xesync run`"
+    )
     parser.add_argument(
         "--stream-gap", type=float, default=0.5, help="mean seconds between streamed bookings"
     )
     parser.add_argument(
-        "--stream-max-rooms", type=int, default=1000, help="measure `xesync run` up to this many rooms"
+        "--stream-max-rooms", type=int, default=5000, help="measure `xesync run` up to this many rooms"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
