@@ -20,11 +20,13 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 from ews_lab import LabOrganiser
 from rkit import scale, write_config
 
 from xesync import wiring
 from xesync.adapters.cms import CmsCallMonitor
+from xesync.adapters.exchange_session import BoundedFaultTolerance
 from xesync.adapters.tms import TmsBookingSink
 from xesync.engine import RETRY_AFTER
 from xesync.lab.faults import LoggedRequest
@@ -67,14 +69,18 @@ def book(lab, alice, count: int, first: int = 0) -> list[str]:
 def gaps_after_throttle(timeline: list[LoggedRequest], kind: str, param: str, divisor: float) -> list[float]:
     """For each request that met a ``kind`` fault: how much of its back-off the next request left unused.
 
+    The window runs from the moment the throttling answer left; the next request is the first that
+    arrived after that (one that arrived earlier was already on its way when the client was told).
     A positive number is a request that arrived inside the window the server asked for.
     """
     early = []
-    for i, entry in enumerate(timeline):
+    for entry in timeline:
         hit = [f for f in entry.faults if f["kind"] == kind and param in f]
-        if hit and i + 1 < len(timeline):
-            window = hit[0][param] / divisor
-            early.append(window - (timeline[i + 1].at - entry.at))
+        told = entry.answered_at
+        assert told is not None, entry  # every logged request is answered before the test reads
+        after = [r.at for r in timeline if r.at > told]
+        if hit and after:
+            early.append(hit[0][param] / divisor - (min(after) - told))
     return early
 
 
@@ -165,20 +171,41 @@ def test_tms_503_with_retry_after_gets_no_request_inside_its_window(setting):
     ],
     ids=["server-busy", "503-retry-after"],
 )
-def test_ews_throttling_is_waited_out_and_nothing_is_lost(setting, fault, param, divisor):
-    """EWS ErrorServerBusy (BackOffMilliseconds) or 503 (Retry-After): no EWS request inside the window,
-    and every meeting is booked and accepted."""
+def test_ews_throttling_is_waited_out_and_nothing_is_lost(setting, fault, param, divisor, monkeypatch):
+    """EWS ErrorServerBusy (BackOffMilliseconds) or 503 (Retry-After): once the client is told to back
+    off, no EWS request reaches the lab inside the window (from any room's thread), and every meeting
+    is booked and accepted."""
     lab, cfg, alice = setting
     uids = book(lab, alice, MEETINGS * scale())
+    told: list[tuple[float, float]] = []  # (when the client was told, seconds), on the lab's clock
+    sent: list[float] = []  # when each EWS request began to be sent (requests' Session.request)
+    back_off, request = BoundedFaultTolerance.back_off, requests.Session.request
+
+    def recorded(policy, seconds):
+        back_off(policy, seconds)
+        told.append((time.monotonic(), seconds))
+
+    def sending(session, method, url, *args, **kwargs):
+        if "/EWS/" in url:
+            sent.append(time.monotonic())
+        return request(session, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(BoundedFaultTolerance, "back_off", recorded)
+    monkeypatch.setattr(requests.Session, "request", sending)
     wired = wiring.build(cfg, clock=lab.clock.now)
     tms = TmsBookingSink(cfg.tms)
     try:
         lab.requests.reset()
         lab.inject(service="ews", count=2, **fault)
         wired.engine.sync()
-        early = gaps_after_throttle(lab.requests.timeline("ews"), fault["kind"], param, divisor)
-        assert len(early) == 2, lab.requests.timeline("ews")
-        assert max(early) <= 0, early
+        timeline = lab.requests.timeline("ews")
+        assert len(gaps_after_throttle(timeline, fault["kind"], param, divisor)) == 2, timeline
+        assert sorted(seconds for _, seconds in told) == [fault[param] / divisor] * 2
+        # From the client's side: once told, no request of any room's thread begins inside the window
+        # (the lab's arrival times cannot tell a request already on its way when the answer came,
+        # as the rooms' first requests are, from one sent after it).
+        inside = [t for t in sent for at, seconds in told if at < t < at + seconds]
+        assert inside == [], (told, sent)
         lab.clock.advance((RETRY_AFTER + timedelta(seconds=1)).total_seconds())
         wired.engine.sync()
         assert drained(wired, tms, alice, uids) == []

@@ -171,6 +171,8 @@ class ExchangeCalendarSource:
                 self._log.warning(
                     events.RETRY_ATTEMPTED, service="ews", room=key, attempt=attempt, reason=exc.reason
                 )
+            finally:
+                self._policy.end_call()
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _window(self, window: tuple[datetime, datetime]) -> tuple[Any, Any]:

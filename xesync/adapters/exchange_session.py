@@ -20,15 +20,20 @@ Decisions, each with its reason:
   chunk is one byte: lxml then pulls a 100 KB answer through a Python generator byte by byte, a tenth
   of the import's CPU in the benchmark (bench/). An answer that is already read (every one but a
   streaming subscription's, which must be read as it arrives) hands out :data:`READ_BLOCK` bytes at a time.
+- **Shrinking the session pool on throttling** never waits: :func:`decrease_poolsize` replaces
+  exchangelib's, which deadlocks when every session is in use.
 - **Timeout.** ``exchange.timeout`` is set on the protocol instance (``TIMEOUT``), not the class.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import suppress
+from datetime import datetime
 from functools import partial
-from typing import Any
+from queue import Empty
+from typing import Any, cast
 
 from exchangelib import (
     BASIC,
@@ -41,7 +46,7 @@ from exchangelib import (
     OAuth2Credentials,
     Version,
 )
-from exchangelib.errors import RateLimitError
+from exchangelib.errors import RateLimitError, SessionPoolMinSizeReached
 from exchangelib.protocol import Protocol
 
 from xesync.config.model import AuthType, ExchangeConfig, TlsConfig
@@ -50,19 +55,42 @@ READ_BLOCK = 64 * 1024  # bytes handed to the XML parser at a time from an answe
 
 
 class BoundedFaultTolerance(FaultTolerance):  # type: ignore[misc] # exchangelib is untyped
-    """``FaultTolerance`` whose back-offs within one adapter call add up to at most ``max_wait``.
+    """``FaultTolerance`` whose back-offs within one adapter call add up to at most ``max_wait``, and
+    after which one request probes before the others resume.
 
     exchangelib shares one policy object between every thread that uses the protocol; the sum is
     kept per thread and reset by :meth:`start_call` at the start of each adapter call.
+
+    **Resuming after a back-off.** exchangelib lets every thread that waited out a back-off send at
+    its end, at once: with ten rooms in hand, ten requests reach a server that may still be busy,
+    and all but the first arrive inside the next window it asks for (``tests/reliability/
+    test_outages.py``). Here, once a back-off ends, the first thread inside an adapter call sends
+    alone (the *probe*); the others wait in :attr:`back_off_until` until the probe's call ends
+    (:meth:`end_call`) or it is throttled again, then go on, or wait out the new back-off. A probe
+    that does not end within ``probe_wait`` seconds lets the others go, so a stuck call never stops
+    the rest. Threads outside an adapter call (a stream) are not held.
     """
 
-    def __init__(self, max_wait: float) -> None:
+    def __init__(self, max_wait: float, *, probe_wait: float = 120.0) -> None:
         super().__init__(max_wait=max_wait)
         self._spent = threading.local()
+        self._gate = threading.Condition()
+        self._after_back_off = False  # a back-off was asked for and no probe has gone since
+        self._prober: int | None = None  # the thread whose request probes, until its call ends
+        self.probe_wait = probe_wait
 
     def start_call(self) -> None:
-        """Start a new budget for the calling thread."""
+        """Start a new budget for the calling thread (one adapter call)."""
         self._spent.seconds = 0.0
+        self._spent.in_call = True
+
+    def end_call(self) -> None:
+        """The calling thread's adapter call ended: if it was the probe, the others may go."""
+        self._spent.in_call = False
+        with self._gate:
+            if self._prober == threading.get_ident():
+                self._prober = None
+                self._gate.notify_all()
 
     def back_off(self, seconds: float | None) -> None:
         """Wait ``seconds`` before the next request, unless the call's waits would pass ``max_wait``."""
@@ -72,6 +100,37 @@ class BoundedFaultTolerance(FaultTolerance):  # type: ignore[misc] # exchangelib
             raise RateLimitError("Max timeout reached", wait=wait)
         self._spent.seconds = spent
         super().back_off(wait)
+        with self._gate:
+            self._after_back_off = True
+            self._prober = None  # a throttled probe is done: after this back-off, one probes again
+            self._gate.notify_all()
+
+    @property
+    def back_off_until(self) -> datetime | None:
+        """exchangelib asks this before each request and sleeps until the answer; see the class docstring."""
+        until = FaultTolerance.back_off_until.fget(self)
+        in_call = getattr(self._spent, "in_call", False)
+        if not in_call or (until is None and not self._after_back_off and self._prober is None):
+            return cast("datetime | None", until)
+        me, deadline = threading.get_ident(), time.monotonic() + self.probe_wait
+        with self._gate:
+            while True:
+                until = FaultTolerance.back_off_until.fget(self)
+                if until is not None:  # sleep it out here, so that its end meets the gate again
+                    self._gate.wait(max(0.0, (until - datetime.now()).total_seconds()))  # noqa: DTZ005 - exchangelib's naive local time
+                    continue
+                if self._prober in (None, me):
+                    if self._after_back_off or self._prober == me:
+                        self._after_back_off, self._prober = False, me
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None  # the probe is stuck: do not hold everyone for it
+                self._gate.wait(left)
+
+    @back_off_until.setter
+    def back_off_until(self, value: datetime | None) -> None:
+        FaultTolerance.back_off_until.fset(self, value)
 
 
 def _credentials(exchange: ExchangeConfig) -> Any:
@@ -143,7 +202,32 @@ def own_protocol(config: Any, exchange: ExchangeConfig) -> Any:
     protocol = Protocol(config=config)
     protocol.TIMEOUT = exchange.timeout.total_seconds()  # an instance attribute: the class keeps 120 s
     apply_tls(protocol, exchange.tls)
+    protocol.decrease_poolsize = partial(decrease_poolsize, protocol)
     return protocol
+
+
+def decrease_poolsize(protocol: Any) -> None:
+    """Shrink ``protocol``'s session pool by one free session, or leave it when none is free.
+
+    Replaces exchangelib's ``BaseProtocol.decrease_poolsize`` (called on ``ErrorServerBusy`` and
+    ``ErrorExceededConnectionCount``), which takes a session while it holds the pool lock: with every
+    session in use, ``get_session`` calls ``increase_poolsize``, which waits for that same lock, and
+    the thread hangs for ever, its pass with it (found by ``tests/reliability/test_outages.py``: three
+    rooms throttled at once). The server's back-off is honoured by the retry policy either way.
+
+    :raises SessionPoolMinSizeReached: the pool is down to one session (exchangelib's contract).
+    """
+    if protocol.session_pool_size <= 1:
+        raise SessionPoolMinSizeReached("Session pool size cannot be decreased further")
+    with protocol._session_pool_lock:  # noqa: SLF001 - the lock exchangelib's own pool methods take
+        if protocol.session_pool_size <= 1:
+            return
+        try:
+            session = protocol._session_pool.get(block=False)  # noqa: SLF001
+        except Empty:
+            return  # every session is in use: shrinking would mean waiting under the lock
+        protocol.close_session(session)
+        protocol._session_pool_size -= 1  # noqa: SLF001
 
 
 def release_protocol(config: Any, protocol: Any) -> None:

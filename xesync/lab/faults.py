@@ -129,19 +129,23 @@ class FaultBook:
 LOG_LIMIT = 100_000  # the timestamped log keeps this many requests (oldest dropped first)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LoggedRequest:
     """One request as it reached a simulator.
 
     :ivar at: ``time.monotonic()`` when it arrived: real seconds, not the lab clock, because a
         client's back-off (``Retry-After``, ``BackOffMilliseconds``) is measured in real time.
     :ivar faults: the injected faults it met (their control-API form), in order.
+    :ivar answered_at: ``time.monotonic()`` when its answer was ready to leave (``None`` until then):
+        a request of the same client that arrived before it was already on its way, and could not
+        have known of a back-off the answer asks for.
     """
 
     at: float
     service: str
     operation: str
     faults: tuple[dict[str, Any], ...] = ()
+    answered_at: float | None = None
 
 
 class RequestCounter:
@@ -163,14 +167,21 @@ class RequestCounter:
         operation: str,
         mailbox: str | None = None,
         faults: tuple[dict[str, Any], ...] = (),
-    ) -> None:
+    ) -> LoggedRequest:
         """Count one request (and log it with the time it arrived and the faults it met)."""
+        entry = LoggedRequest(time.monotonic(), service, operation, faults)
         with self._lock:
-            self._log.append(LoggedRequest(time.monotonic(), service, operation, faults))
+            self._log.append(entry)
             self._ops.setdefault(service, Counter())[operation] += 1
             if mailbox:
                 per = self._mailboxes.setdefault(service, {})
                 per.setdefault(mailbox.lower(), Counter())[operation] += 1
+        return entry
+
+    def answered(self, entry: LoggedRequest) -> None:
+        """Note that ``entry``'s answer is ready to leave."""
+        with self._lock:
+            entry.answered_at = time.monotonic()
 
     def snapshot(self, service: str | None = None) -> dict[str, Any]:
         """Counts since the last reset: ``{service: {"operations": {...}, "mailboxes": {...}}}``."""

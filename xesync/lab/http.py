@@ -233,7 +233,13 @@ class LabHTTPServer:
             info = RequestInfo("unknown")
         hits = self.faults.take(self.service.name, info.operation)
         met = tuple(f.as_dict() for f in hits)
-        self.counter.record(self.service.name, info.operation, info.mailbox, met)
+        entry = self.counter.record(self.service.name, info.operation, info.mailbox, met)
+        try:
+            return self._answer(request, hits)
+        finally:
+            self.counter.answered(entry)
+
+    def _answer(self, request: LabRequest, hits: list[Fault]) -> LabResponse:
         specific: list[Fault] = []
         for fault in hits:
             if fault.kind == "latency":
