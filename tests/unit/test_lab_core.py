@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -206,3 +207,16 @@ def test_chunked_request_body_is_read(served):
     server, *_ = served
     response = requests.post(f"{server.base_url}/op", data=iter([b"ab", b"cd"]), timeout=5)
     assert response.text == "abcd"
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(served, capsys):
+    """A client gone mid-request (RST) is a debug line, not a traceback on stderr; the server serves on."""
+    server, _faults, counter, _echo = served
+    sock = socket.create_connection((server.host, server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.sendall(b"POST /x HTTP/1.1\r\nHost: lab\r\nContent-Length: 100\r\n\r\npartial")
+    sock.close()  # SO_LINGER 0: the close is a reset
+    url = f"http://{server.host}:{server.port}/after"
+    assert requests.post(url, data=b"hello", timeout=10).content == b"hello"
+    assert counter.count("ews", "after") == 1
+    assert "Traceback" not in capsys.readouterr().err

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -175,7 +176,9 @@ class LabHTTPServer:
         self.counter = counter
         handler = _make_handler(self)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_cls = type("_Server", (ThreadingHTTPServer,), {"address_family": family})
+        server_cls = type(
+            "_Server", (ThreadingHTTPServer,), {"address_family": family, "handle_error": _handle_error}
+        )
         self._httpd: ThreadingHTTPServer = server_cls((host, port), handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -254,6 +257,16 @@ class LabHTTPServer:
             else:
                 specific.append(fault)
         return self.service.handle(request, specific)
+
+
+def _handle_error(server: ThreadingHTTPServer, request: Any, client_address: Any) -> None:
+    """A client that went away (a worker stopped, a stream cut) is logged at debug level, not as a
+    traceback on stderr; anything else gets socketserver's report."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        log.debug(events.LAB_CLIENT_GONE, client=str(client_address), error=type(exc).__name__)
+        return
+    ThreadingHTTPServer.handle_error(server, request, client_address)
 
 
 def _make_handler(server: LabHTTPServer) -> type[BaseHTTPRequestHandler]:
