@@ -264,7 +264,7 @@ def _handle_error(server: ThreadingHTTPServer, request: Any, client_address: Any
     traceback on stderr; anything else gets socketserver's report."""
     exc = sys.exc_info()[1]
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        log.debug(events.LAB_CLIENT_GONE, client=str(client_address), error=type(exc).__name__)
+        log.debug(events.LAB_CLIENT_DISCONNECTED, client=str(client_address), error=type(exc).__name__)
         return
     ThreadingHTTPServer.handle_error(server, request, client_address)
 
