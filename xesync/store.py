@@ -27,6 +27,8 @@ records do not hold (ews.md §1.7; vdirsyncer ``status.py`` swaps in its ``new_s
   forward, each in its own transaction with its version bump; a file from a newer release is refused.
   The migrations and the row codecs live in :mod:`xesync.store_schema`; :class:`Migration`,
   :data:`MIGRATIONS` and :data:`SCHEMA_VERSION` are re-exported here.
+- **Reads by topic** are mixins: bookings and the engine's per-meeting look-ups in
+  :mod:`xesync.store_bookings`, the audit trail and licence checks in :mod:`xesync.store_trail`.
 """
 
 from __future__ import annotations
@@ -54,11 +56,9 @@ from xesync.store_schema import (
     RECORD_COLUMNS,
     SCHEMA_VERSION,
     Migration,
-    audit_from_row,
     audit_row,
     encode_occurrence,
     encode_ts,
-    licence_check_from_row,
     licence_check_row,
     record_from_row,
     record_row,
@@ -75,6 +75,7 @@ from xesync.store_setup import (
     _secure,
     _user_version,
 )
+from xesync.store_trail import TrailQueries
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT",
@@ -236,7 +237,7 @@ def _rowid(cur: sqlite3.Cursor) -> int:
     return cur.lastrowid
 
 
-class Store(BookingQueries):
+class Store(BookingQueries, TrailQueries):
     """The state store; open it with :meth:`Store.open`, and close it or use it as a context manager.
 
     Its read methods see committed data (and, in a thread that has a transaction open, that
@@ -394,84 +395,3 @@ class Store(BookingQueries):
         """``PRAGMA optimize``: let SQLite refresh the statistics its planner uses (housekeeping)."""
         with self._lock:
             self._connection().execute("PRAGMA optimize")
-
-    def audit(
-        self,
-        *,
-        room: str | None = None,
-        uid: str | None = None,
-        since: datetime | None = None,
-        limit: int = 100,
-    ) -> list[AuditEntry]:
-        """Return the newest ``limit`` audit entries that match every filter given, oldest first.
-
-        :param room: only this room's entries.
-        :param uid: only this meeting's entries (every occurrence).
-        :param since: only entries made at or after this time.
-        :param limit: at most this many entries (the newest).
-        :raises ValueError: ``limit`` is less than 1.
-        :returns: the entries in the order they were made.
-        """
-        _check_limit(limit)
-        where: list[str] = []
-        params: list[object] = []
-        for clause, value in (("room = ?", room), ("uid = ?", uid)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(encode_ts(since))
-        sql = f"SELECT {AUDIT_COLUMNS} FROM audit"  # noqa: S608 - constants only
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._connection().execute(sql, (*params, limit)).fetchall()
-        return [audit_from_row(row) for row in reversed(rows)]
-
-    def licence_checks(
-        self, room: str, uid: str, occurrence: datetime | None = None, *, limit: int = 10
-    ) -> list[LicenceCheck]:
-        """Return the newest ``limit`` licence checks of one meeting or occurrence, newest first.
-
-        :raises ValueError: ``limit`` is less than 1.
-        """
-        _check_limit(limit)
-        with self._lock:
-            rows = self._connection().execute(
-                f"SELECT {LICENCE_COLUMNS} FROM licence_check "  # noqa: S608 - constants only
-                "WHERE room = ? AND uid = ? AND occurrence = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
-                (room, uid, encode_occurrence(occurrence), limit),
-            )
-            return [licence_check_from_row(row) for row in rows]
-
-    def latest_licence_check(
-        self, room: str, uid: str, occurrence: datetime | None = None
-    ) -> LicenceCheck | None:
-        """Return the newest licence check of one meeting or occurrence, or ``None`` if never checked."""
-        checks = self.licence_checks(room, uid, occurrence, limit=1)
-        return checks[0] if checks else None
-
-    def licence_history(self, *, uid: str | None = None, since: datetime | None = None) -> list[LicenceCheck]:
-        """Return the licence checks of one meeting (every occurrence and room) and/or since a time,
-        oldest first (for ``xesync explain``, ``xesync report`` and the checker's schedule)."""
-        where, params = [], []
-        if uid is not None:
-            where.append("uid = ?")
-            params.append(uid)
-        if since is not None:
-            where.append("checked_at >= ?")
-            params.append(encode_ts(since))
-        sql = f"SELECT {LICENCE_COLUMNS} FROM licence_check"  # noqa: S608 - constants only
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            rows = self._connection().execute(sql + " ORDER BY id", params).fetchall()
-        return [licence_check_from_row(row) for row in rows]
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        msg = f"limit must be at least 1, got {limit}"
-        raise ValueError(msg)
