@@ -25,6 +25,12 @@ Decisions:
   whose due time passed longest ago (a heap). With a thousand APScheduler jobs, every wake-up was a
   ``modify_job`` and the scheduler's loop rescanned every job; wake-ups that met a running job were
   "skipped: maximum number of running instances reached" (bench/, 1,000 rooms).
+- **Wake-ups that arrive together pass together.** An organiser's send notifies every invited room
+  within milliseconds; the first woken room waits :data:`COALESCE_S` for the others, and the woken
+  rooms then go into one engine pass (at most ``batch``), so that a meeting of several rooms is
+  booked once with all of them, each copy written once and the organiser mailed once
+  (:mod:`xesync.engine_pass`). Passed one by one, every later room's join changed the dial-in block
+  and sent another confirmation.
 - **One pass per room at a time, and no wake-up lost.** A room being passed (or held by the
   reconcile) is *busy*: a worker skips it, and a wake-up that finds it busy stays queued, so the room
   runs once more after the pass in hand.
@@ -64,6 +70,7 @@ from xesync.model import Booking
 log = structlog.get_logger("xesync.daemon")
 
 MAX_JITTER_S = 30.0  # interval passes spread by up to a tenth of their period, at most this
+COALESCE_S = 0.25  # a woken room waits this long (real seconds) for the other rooms of the same change
 
 
 def _never(_room: str) -> float | None:
@@ -77,7 +84,8 @@ class Passes:
     :param safety_interval: ``sync.stream_safety_interval``: a streamed room's period (never below
         ``interval``).
     :param workers: worker threads, each passing over one room at a time (``exchange.max_connections``).
-    :param batch: rooms per batch of the full reconcile.
+    :param batch: rooms per batch of the full reconcile, and at most this many woken rooms per pass.
+    :param coalesce: real seconds a woken room waits for others (:data:`COALESCE_S`; tests pass 0).
     :param stopping: set on SIGTERM; no new pass begins once it is.
     :param clock: monotonic seconds (injected by tests).
     """
@@ -94,6 +102,7 @@ class Passes:
         safety_interval: timedelta | None = None,
         workers: int = 4,
         batch: int = 4,
+        coalesce: float = COALESCE_S,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -111,6 +120,8 @@ class Passes:
         self._due: dict[str, float] = {}
         self._ready: deque[str] = deque()  # woken rooms, each at most once (``_pending``)
         self._pending: set[str] = set()
+        self._woken_at: dict[str, float] = {}  # pending room -> when it was woken (time.monotonic)
+        self._coalesce = max(0.0, coalesce)
         self._busy: set[str] = set()
         self._streamed: set[str] = set()
         self._ended: dict[str, float] = {}  # when each room's last pass ended
@@ -164,6 +175,7 @@ class Passes:
                 if key in self._known and key not in self._pending:
                     self._pending.add(key)
                     self._ready.append(key)
+                    self._woken_at[key] = time.monotonic()
                     woken.append(key)
             if woken:
                 self._cv.notify(len(woken))
@@ -227,37 +239,49 @@ class Passes:
     # ---------------------------------------------------------------------------------- workers
 
     def _work(self) -> None:
-        while (room := self._take()) is not None:
+        while (rooms := self._take()) is not None:
             started = self._clock()
             streamed: set[str] = set()
             try:
-                streamed = self._pass([room], kind="items", started=started)
+                streamed = self._pass(rooms, kind="items", started=started)
             finally:
-                self._release([room], started=started, streamed=streamed)
+                self._release(rooms, started=started, streamed=streamed)
 
-    def _take(self) -> str | None:
+    def _take(self) -> list[str] | None:
         with self._cv:
             while not self._halted():
                 now = self._clock()
-                room = self._next(now)
-                if room is not None:
-                    self._busy.add(room)
-                    return room
-                self._cv.wait(max(0.0, self._heap[0][0] - now) if self._heap else None)
+                rooms, woken_wait = self._next(now)
+                if rooms:
+                    self._busy.update(rooms)
+                    return rooms
+                waits = [
+                    w for w in (woken_wait, self._heap[0][0] - now if self._heap else None) if w is not None
+                ]
+                self._cv.wait(max(0.0, min(waits)) if waits else None)
             return None
 
-    def _next(self, now: float) -> str | None:
-        for index, room in enumerate(self._ready):
-            if room not in self._busy:  # a busy room stays queued: it runs once more after this pass
-                del self._ready[index]
-                self._pending.discard(room)
-                return room
+    def _next(self, now: float) -> tuple[list[str], float | None]:
+        """The rooms to pass next, or none and how long until the first woken room has waited enough."""
+        woken = [room for room in self._ready if room not in self._busy]
+        if woken:  # a busy room stays queued: it runs once more after the pass in hand
+            waited = time.monotonic() - self._woken_at.get(woken[0], 0.0)
+            if waited >= self._coalesce or len(woken) >= self._batch:
+                rooms = woken[: self._batch]
+                for room in rooms:
+                    self._ready.remove(room)
+                    self._pending.discard(room)
+                    self._woken_at.pop(room, None)
+                return rooms, None
+            hold: float | None = self._coalesce - waited
+        else:
+            hold = None
         while self._heap and self._heap[0][0] <= now:
             due, _, room = heapq.heappop(self._heap)
             # Stale, in hand (its end sets a new due time) or queued as a wake-up: not this entry.
             if self._due.get(room) == due and room not in self._busy and room not in self._pending:
-                return room
-        return None
+                return [room], None
+        return [], hold
 
     def _hold(self, rooms: Sequence[str]) -> None:
         with self._cv:

@@ -57,6 +57,20 @@ class LabOrganiser(OutlookUser):
         self._sent[item.uid] = item
         return str(item.uid)
 
+    def book_rooms(self, subject: str, start: datetime, end: datetime, rooms: list[str]) -> str:
+        """Send a meeting to several rooms at once."""
+        tz = EWSTimeZone(str(start.tzinfo))
+        item = CalendarItem(
+            account=self.account, folder=self.account.calendar, subject=subject,
+            start=EWSDateTime.from_datetime(start).astimezone(tz),
+            end=EWSDateTime.from_datetime(end).astimezone(tz),
+            resources=rooms,
+        )  # fmt: skip
+        item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
+        item.refresh()
+        self._sent[item.uid] = item
+        return str(item.uid)
+
     def move(self, uid: str, start: datetime, end: datetime) -> None:
         """Alice moves the meeting and sends the update."""
         item = self._sent[uid]

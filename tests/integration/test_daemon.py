@@ -32,9 +32,12 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parents[1] / "contract"))
 from ews_lab import LabOrganiser
 
+from xesync import config as config_mod
+from xesync.adapters.tms import TmsBookingSink
 from xesync.cli import app
 from xesync.lab import Lab
 from xesync.lab.serve import write_lab_config
+from xesync.meetings import external_key
 
 pytestmark = pytest.mark.slow
 
@@ -285,6 +288,57 @@ def caught_up_after(daemon: Daemon, rooms: list[str], connect: int) -> bool:
         elif event.get("event") == "room.synced" and seen > connect:
             done.add(event.get("room"))
     return done >= set(rooms)
+
+
+def test_a_meeting_of_three_rooms_is_booked_once_and_its_organiser_mailed_once(
+    lab: Lab, workdir: Path, start_daemon: Callable[[Path], Daemon]
+) -> None:
+    """Under the service, the three rooms a meeting invites are woken together and passed together: one
+    conference with their three systems, one confirmation to the organiser, one body write per copy."""
+    config = write_config(lab, workdir, interval="60s")
+    daemon = start_daemon(config)
+    wait_until("READY=1", lambda: daemon.notify.seen("READY=1"))
+    wait_until("the streams", lambda: lab.ews.hub.open_streams >= 1)  # type: ignore[union-attr]
+    bob = LabOrganiser(lab, TROMSO, organiser="bob@lab.example")
+    try:
+        quiet(lab)
+        lab.requests.reset()
+        rooms = [TROMSO, "room-oslo@lab.example", "room-bergen@lab.example"]
+        uid = bob.book_rooms("All hands", *soon(5, 13), rooms)
+        tms = TmsBookingSink(config_mod.load(config).tms)
+        try:
+            wait_until(
+                "the conference with three systems",
+                lambda: (found := tms.find(external_key(uid))) is not None and len(found.system_ids) == 3,
+            )
+            quiet(lab)
+        finally:
+            tms.close()
+        writes = lab.requests.snapshot("ews")["ews"]["operations"].get("UpdateItem", 0)
+        assert writes == len(rooms)  # each copy's dial-in body, once
+        confirmations = [body for _, body in bob.inbox() if "All hands" in body]
+        assert len(confirmations) == 1, confirmations
+    finally:
+        bob.close()
+
+
+def quiet(lab: Lab, seconds: float = 2.0) -> None:
+    """Wait until no request reached the lab for ``seconds`` (the service has settled)."""
+
+    def total() -> int:
+        snap = lab.requests.snapshot()
+        return sum(int(s.get("total", 0)) for s in snap.values())
+
+    last, since = -1, time.monotonic()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = total()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return
+        time.sleep(0.1)
+    pytest.fail("the lab did not go quiet")
 
 
 def test_a_resumed_stream_catches_up_nobody_and_new_subscriptions_catch_up_every_room(

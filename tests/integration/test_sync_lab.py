@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from exchangelib import EWSDateTime, EWSTimeZone
-from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY, CalendarItem
+from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "contract"))
 from ews_lab import LabOrganiser
@@ -41,21 +40,7 @@ BERGEN = "room-bergen@lab.example"
 
 
 class Organiser(LabOrganiser):
-    """A lab user who can also invite several rooms and change a meeting's rooms."""
-
-    def book_rooms(self, subject: str, start: datetime, end: datetime, rooms: list[str]) -> str:
-        """Send a meeting to several rooms at once."""
-        tz = EWSTimeZone(str(start.tzinfo))
-        item = CalendarItem(
-            account=self.account, folder=self.account.calendar, subject=subject,
-            start=EWSDateTime.from_datetime(start).astimezone(tz),
-            end=EWSDateTime.from_datetime(end).astimezone(tz),
-            resources=rooms,
-        )  # fmt: skip
-        item.save(send_meeting_invitations=SEND_TO_ALL_AND_SAVE_COPY)
-        item.refresh()
-        self._sent[item.uid] = item
-        return str(item.uid)
+    """A lab user who can also change a meeting's rooms."""
 
     def set_rooms(self, uid: str, rooms: list[str]) -> None:
         """Change the rooms and send the update."""

@@ -164,6 +164,7 @@ def make():
     made: list[Passes] = []
 
     def build(rooms, engine, clock, **kwargs):
+        kwargs.setdefault("coalesce", 0.0)  # wake-ups pass at once unless a test asks otherwise
         book = HealthBook(rooms, threshold=timedelta(minutes=5), streamed_threshold=timedelta(hours=2))
         passes = Passes(
             engine, rooms, book=book, metrics=Metrics(book), stopping=threading.Event(),
@@ -247,6 +248,23 @@ def test_wake_ups_jump_ahead_of_rooms_already_due(make):
     engine.release.set()
     wait_for("every room's pass", lambda: len(engine.calls) == 4 and passes.backlog() == 0)
     assert [r[0] for r, _ in engine.calls] == ["a@x", "d@x", "b@x", "c@x"]
+
+
+def test_rooms_woken_together_pass_together_in_one_engine_pass(make):
+    """Three rooms woken by one change (a meeting of three rooms) go into one engine pass, at most
+    ``batch`` rooms a pass; a room woken later gets a pass of its own."""
+    rooms = ["a@x", "b@x", "c@x", "d@x", "e@x"]
+    engine, clock = _Engine(), _Clock()
+    passes, _ = make(rooms, engine, clock, workers=2, batch=3, coalesce=0.2)
+    passes.start(first_after=3600)  # no interval pass in the way
+    passes.wake(["a@x"], reason="notification")
+    passes.wake(["b@x", "c@x", "d@x"], reason="notification")
+    wait_for("the woken rooms' passes", lambda: sum(len(r) for r, _ in engine.calls) == 4)
+    assert [r for r, _ in engine.calls] == [["a@x", "b@x", "c@x"], ["d@x"]]
+    passes.wake(["e@x"], reason="notification")
+    wait_for("the later room's pass", lambda: len(engine.calls) == 3)
+    assert engine.calls[-1] == (["e@x"], False)
+    assert passes.backlog() == 0
 
 
 def test_a_room_its_stream_covers_waits_for_the_safety_interval_until_the_stream_is_lost(make):
