@@ -52,20 +52,11 @@ class TrailQueries:
         :returns: the entries in the order they were made.
         """
         _check_limit(limit)
-        where: list[str] = []
-        params: list[object] = []
-        for clause, value in (("room = ?", room), ("uid = ?", uid)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        if since is not None:
-            where.append("at >= ?")
-            params.append(encode_ts(since))
-        sql = f"SELECT {AUDIT_COLUMNS} FROM audit"  # noqa: S608 - constants only
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        rows = self._run(lambda c: c.execute(sql, (*params, limit)).fetchall())
+        sql, params = _select(
+            f"SELECT {AUDIT_COLUMNS} FROM audit",  # noqa: S608 - constants only
+            ("room = ?", room), ("uid = ?", uid), ("at >= ?", since),
+        )  # fmt: skip
+        rows = self._run(lambda c: c.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall())
         return [audit_from_row(row) for row in reversed(rows)]
 
     def licence_checks(
@@ -94,18 +85,20 @@ class TrailQueries:
     def licence_history(self, *, uid: str | None = None, since: datetime | None = None) -> list[LicenceCheck]:
         """Return the licence checks of one meeting (every occurrence and room) and/or since a time,
         oldest first (for ``xesync explain``, ``xesync report`` and the checker's schedule)."""
-        where, params = [], []
-        if uid is not None:
-            where.append("uid = ?")
-            params.append(uid)
-        if since is not None:
-            where.append("checked_at >= ?")
-            params.append(encode_ts(since))
-        sql = f"SELECT {LICENCE_COLUMNS} FROM licence_check"  # noqa: S608 - constants only
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+        sql, params = _select(
+            f"SELECT {LICENCE_COLUMNS} FROM licence_check",  # noqa: S608 - constants only
+            ("uid = ?", uid), ("checked_at >= ?", since),
+        )  # fmt: skip
         rows = self._run(lambda c: c.execute(sql + " ORDER BY id", params).fetchall())
         return [licence_check_from_row(row) for row in rows]
+
+
+def _select(select: str, *filters: tuple[str, str | datetime | None]) -> tuple[str, list[str]]:
+    """``select`` with a WHERE of every filter whose value is given (times encoded), and its parameters."""
+    given = [(clause, value) for clause, value in filters if value is not None]
+    params = [encode_ts(v) if isinstance(v, datetime) else v for _, v in given]
+    where = " AND ".join(clause for clause, _ in given)
+    return (f"{select} WHERE {where}" if where else select), params
 
 
 def _check_limit(limit: int) -> None:
