@@ -177,6 +177,16 @@ def test_drop_connection_fault(served):
     assert requests.get(f"{server.base_url}/op", timeout=5).ok
 
 
+def test_drop_answer_fault_carries_the_request_out_then_drops_the_connection(served):
+    """A drop_answer fault lets the simulator act, then closes the socket: a timeout after the fact."""
+    server, faults, _, echo = served
+    faults.add(Fault(service="ews", kind="drop_answer", count=1))
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.base_url}/op", timeout=5)
+    assert echo.seen == [[]]  # the simulator handled it (the core's own kind is not passed on)
+    assert requests.get(f"{server.base_url}/op", timeout=5).ok
+
+
 def test_specific_faults_reach_the_simulator(served):
     """Faults the core does not know are handed to the simulator to render."""
     server, faults, _, echo = served

@@ -2,8 +2,10 @@
 
 A fault is a plain record: which service, which kind, optionally which operation (SOAP operation name,
 or CMS path prefix) and how many requests it hits. The HTTP core applies the generic kinds
-(``latency``, ``http_status``, ``drop_connection``); each simulator renders its own kinds
-(``server_busy`` for EWS, ``session_expired`` and ``soap_fault`` for TMS, ...) in its own wire format.
+(``latency``, ``http_status``, ``drop_connection``, and ``drop_answer``: the request is carried out,
+then the connection is closed before the answer, as when a client times out after the server acted);
+each simulator renders its own kinds (``server_busy`` for EWS, ``session_expired`` and ``soap_fault``
+for TMS, ...) in its own wire format.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-GENERIC_KINDS = frozenset({"latency", "http_status", "drop_connection"})
+GENERIC_KINDS = frozenset({"latency", "http_status", "drop_connection", "drop_answer"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -23,7 +25,8 @@ class Fault:
     """One injected fault.
 
     :param service: ``ews``, ``tms`` or ``cms``.
-    :param kind: ``latency``, ``http_status``, ``drop_connection`` or a simulator's own kind.
+    :param kind: ``latency``, ``http_status``, ``drop_connection``, ``drop_answer`` or a simulator's own
+        kind.
     :param operation: only requests of this operation (SOAP body element, CMS path prefix); ``None`` = all.
     :param count: how many more requests it hits; ``None`` = until cleared.
     :param params: the kind's extra fields (``ms``, ``status``, ``retry_after_s``, ``back_off_ms``, ...).

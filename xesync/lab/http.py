@@ -178,11 +178,14 @@ class LabHTTPServer:
 
     def _answer(self, request: LabRequest, hits: list[Fault]) -> LabResponse:
         specific: list[Fault] = []
+        lose_answer = False
         for fault in hits:
             if fault.kind == "latency":
                 time.sleep(int(fault.params.get("ms", 0)) / 1000)
             elif fault.kind == "drop_connection":
                 raise DropConnectionError
+            elif fault.kind == "drop_answer":
+                lose_answer = True
             elif fault.kind == "http_status":
                 headers = []
                 if "retry_after_s" in fault.params:
@@ -190,7 +193,10 @@ class LabHTTPServer:
                 return LabResponse(status=int(fault.params["status"]), headers=headers)
             else:
                 specific.append(fault)
-        return self.service.handle(request, specific)
+        response = self.service.handle(request, specific)
+        if lose_answer:
+            raise DropConnectionError  # carried out; the client never learns it (a timeout after the fact)
+        return response
 
 
 def _handle_error(server: ThreadingHTTPServer, request: Any, client_address: Any) -> None:
