@@ -22,6 +22,9 @@ ROOMS = (RoomInfo(OSLO, "Oslo", 11), RoomInfo(BERGEN, "Bergen", 12), RoomInfo(TR
 ALICE = person("alice")
 BOB = person("bob")
 _ids = itertools.count(1)
+_SINK_WRITES = ("save", "save_occurrence", "delete", "delete_occurrence")
+_SOURCE_WRITES = ("set_body", "accept", "decline", "send_mail")
+_SOURCE_READS = ("changes", "item")
 
 
 class Clock:
@@ -62,6 +65,46 @@ class Kit:
 
     def close(self) -> None:
         self.store.close()
+
+
+class Crash:
+    """Kills the "process" right after the ``after``-th write reaches TMS or Exchange.
+
+    The call is carried out, then ``KeyboardInterrupt`` stands in for SIGKILL; from then on every port
+    call dies before doing anything, so no later room's pass runs either.
+    """
+
+    def __init__(self, kit: Kit, after: int) -> None:
+        self.kit, self.left, self.dead = kit, after, False
+        self.patched: list[tuple[object, str]] = []
+        for target, names in (
+            (kit.sink, (*_SINK_WRITES, "find")),
+            (kit.source, (*_SOURCE_WRITES, *_SOURCE_READS)),
+            (kit.directory, ("resolve",)),
+        ):
+            for name in names:
+                self._wrap(target, name, write=name in _SINK_WRITES or name in _SOURCE_WRITES)
+
+    def _wrap(self, target: object, name: str, *, write: bool) -> None:
+        call = getattr(target, name)
+
+        def wrapper(*args, **kwargs):
+            if self.dead:
+                raise KeyboardInterrupt
+            out = call(*args, **kwargs)
+            if write:
+                self.left -= 1
+                if self.left == 0:
+                    self.dead = True
+                    raise KeyboardInterrupt
+            return out
+
+        setattr(target, name, wrapper)
+        self.patched.append((target, name))
+
+    def undo(self) -> None:
+        for target, name in self.patched:
+            delattr(target, name)
 
 
 def meeting(

@@ -80,6 +80,8 @@ class MeetingFacts:
     :param organiser: the directory's answer for the organiser; ``None`` when no directory is
         configured (organisers are then booked by e-mail address).
     :param recheck_due: the record asked to be read again now (retry, window, rolling series).
+    :param fuse_kept: other rooms of the booking whose data-loss fuse holds this meeting's
+        cancellation: they stay in the conference, as booked, until an admin forces it.
     """
 
     uid: str
@@ -89,6 +91,7 @@ class MeetingFacts:
     booking: Booking | None = None
     organiser: Person | NotInDirectory | None = None
     recheck_due: bool = False
+    fuse_kept: frozenset[str] = frozenset()
 
 
 class Kind(StrEnum):
@@ -247,6 +250,8 @@ class TmsPlan:
     :param item_hash: the hash of the room copy's mapped fields, for the room's record.
     :param recheck_at: when to read the room copy again without a change from Exchange.
     :param cancelled: the meeting (or this room's part in it) was cancelled.
+    :param fallback: what the conference keeps when TMS refuses this plan's save, instead of being
+        deleted: the rooms whose cancellation a data-loss fuse holds, as they were booked.
     """
 
     uid: str
@@ -259,6 +264,7 @@ class TmsPlan:
     item_hash: str = ""
     recheck_at: datetime | None = None
     cancelled: bool = False
+    fallback: SaveBooking | None = None
 
     @property
     def cancels_booking(self) -> bool:

@@ -31,6 +31,9 @@ Decisions and their reasons:
   the pass after an import is one ``SyncFolderItems`` a room.
 - **A multi-room meeting's room stages wait for its last room in the pass** (:mod:`xesync.engine_pass`):
   each copy is written once with the final dial-in, and the organiser is told once per booking.
+- **A TMS write whose answer is lost leaves the booking in doubt** (:data:`xesync.model.IN_DOUBT`,
+  stored before the write): the next pass saves what the copies say, not trusting the stored rooms.
+- **A room the fuse holds keeps the conference:** another room's pass falls back to it, never deletes.
 - **Dry run** plans and audits ``planned``; it writes nothing to TMS, Exchange or the records.
 """
 
@@ -51,11 +54,19 @@ from xesync.actions import MeetingFacts, Policy, RoomInfo, SaveBooking, TmsPlan
 from xesync.directory import Directory, NotInDirectory, Person
 from xesync.engine_pass import HeldStage, PassRooms, handled, stale_siblings
 from xesync.engine_record import MeetingResult, RoomReport, SyncReport, emit_warning
-from xesync.engine_store import RETRY_AFTER, commit_room, store_intent, write_meeting
+from xesync.engine_store import (
+    RETRY_AFTER,
+    commit_room,
+    fuse_kept,
+    store_intent,
+    store_settled,
+    write_meeting,
+)
 from xesync.errors import SyncSafetyError, TransientError, XesyncError
 from xesync.executor import Executor, TmsOutcome
+from xesync.licence_preflight import predict_licence
 from xesync.meetings import ItemRef, RoomItem
-from xesync.model import Booking, RoomSyncState, SyncRecord
+from xesync.model import RoomSyncState, SyncRecord
 from xesync.notify import Templates
 from xesync.ports import BookingSink, CalendarSource, LicencePreflight
 from xesync.reconcile import plan_tms
@@ -256,9 +267,10 @@ class Engine:
         organiser: Person | NotInDirectory | None = None
         if item is not None and item.organiser and self.directory is not None:
             organiser = self.directory.resolve(item.organiser)
+        booking = self.store.booking(uid)
         return MeetingFacts(
-            uid=uid, room=room, item=item, records=self._records(uid), booking=self.store.booking(uid),
-            organiser=organiser, recheck_due=due,
+            uid=uid, room=room, item=item, records=self._records(uid), booking=booking,
+            organiser=organiser, recheck_due=due, fuse_kept=fuse_kept(self.store, uid, room, booking),
         )  # fmt: skip
 
     def _apply(
@@ -291,10 +303,12 @@ class Engine:
             result = MeetingResult.planned(facts, plan, preview)
             self._write(run_id, facts, plan, result, now, audit_only=True)
             return result
-        store_intent(self.store, facts, plan, organiser, now)
+        intent = store_intent(self.store, facts, plan, organiser, now)
+        if intent is not None and intent.live:  # in doubt until TMS answers: what the store holds now
+            facts = dataclasses.replace(facts, booking=intent)
         tms = self.executor.tms(plan, facts.booking, organiser=organiser, now=now)
         saved = any(isinstance(a, SaveBooking) for a, _ in tms.applied)
-        booking, note = self._predict(facts, tms.booking, saved=saved)
+        booking, note = predict_licence(self.preflight, facts, tms.booking, saved=saved)
         stale = stale_siblings(facts, booking, now, passing=passing) if saved and booking else ()
         room_actions = () if tms.failed else plan_room(
             facts, plan, booking, tms_error=tms.refused, policy=self.policy, templates=self.templates,
@@ -347,23 +361,6 @@ class Engine:
         result.booking = done.booking or result.booking
         result.error = result.error or done.error
 
-    def _predict(
-        self, facts: MeetingFacts, booking: Booking | None, *, saved: bool
-    ) -> tuple[Booking | None, str]:
-        """The licence pre-flight after a save: stored with the booking, a note for the organiser."""
-        if self.preflight is None or booking is None or not booking.live or not saved:
-            return booking, ""
-        prediction = self.preflight.predict(booking, facts.organiser)
-        if prediction.licence == "smp":
-            log.warning(
-                events.LICENCE_SMP_PREDICTED, room=facts.room, uid=facts.uid,
-                conference_id=booking.conference_id, organiser=booking.organiser, reason=prediction.reason,
-            )  # fmt: skip
-        booking = dataclasses.replace(
-            booking, predicted_licence=prediction.licence, predicted_reason=prediction.reason
-        )
-        return booking, prediction.note
-
     def _failed(
         self, run_id: str, facts: MeetingFacts, plan: TmsPlan, exc: Exception, now: datetime
     ) -> MeetingResult:
@@ -376,6 +373,9 @@ class Engine:
     ) -> MeetingResult:
         result = MeetingResult.fused(facts, plan, reason)
         self._write(run_id, facts, plan, result, now, audit_only=True)
+        if not self.dry_run and facts.booking is not None and facts.booking.in_doubt:
+            # The cancellation waits for an admin: meanwhile the store says what TMS holds.
+            store_settled(self.store, self.executor.settle(facts.booking, self.rooms, now))
         return result
 
     # -- the store (xesync.engine_store) ---------------------------------------------------------------

@@ -34,7 +34,16 @@ from xesync.actions import (
 from xesync.errors import TransientError, XesyncError
 from xesync.executor import RoomOutcome, TmsOutcome
 from xesync.meetings import Response
-from xesync.model import AuditEntry, AuditOutcome, Booking, BookingStatus, RoomResponse, SyncRecord, TmsState
+from xesync.model import (
+    IN_DOUBT,
+    AuditEntry,
+    AuditOutcome,
+    Booking,
+    BookingStatus,
+    RoomResponse,
+    SyncRecord,
+    TmsState,
+)
 
 
 @dataclass(slots=True)
@@ -334,15 +343,24 @@ def audit_entries(
 
 def intent_rows(
     facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime, *, retry_after: timedelta
-) -> tuple[Booking, SyncRecord] | None:
-    """The rows that say "a first save may land" before it is sent; ``None`` when none is needed.
+) -> tuple[Booking, SyncRecord | None] | None:
+    """The rows that say "a TMS write may land" before it is sent; ``None`` when none is needed.
 
-    A crash between TMS's answer and our write must not leave a conference nothing points at: a
-    cancel arriving afterwards finds this pending booking and deletes by key, and the record's recheck
-    replays the save even if Exchange reports no change.
+    A crash (or a timeout) between TMS's answer and our write must not leave TMS holding what the
+    store does not say. Before a first save, a pending booking: a cancel arriving afterwards finds it
+    and deletes by key, and the record's recheck replays the save even if Exchange reports no change.
+    Before a write to a live booking, the booking in doubt (:data:`~xesync.model.IN_DOUBT`): a room
+    that joined may have to leave again, a move may have to be undone, so the next pass saves what
+    the copies then say instead of trusting the booking's rooms and hash. The room's copy is read
+    again anyway: its sync state is stored only after the pass.
     """
+    writes = any(isinstance(a, SaveBooking | MoveOccurrence | DeleteOccurrence) for a in plan.actions)
+    if facts.booking is not None and facts.booking.live:
+        if not writes or facts.booking.content_hash == IN_DOUBT:
+            return None
+        return dataclasses.replace(facts.booking, content_hash=IN_DOUBT, updated_at=now), None
     save = next((a for a in plan.actions if isinstance(a, SaveBooking)), None)
-    if save is None or (facts.booking is not None and facts.booking.live) or facts.item is None:
+    if save is None or facts.item is None:
         return None
     request, item = save.request, facts.item
     previous = facts.records.get(facts.room)

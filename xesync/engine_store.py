@@ -1,8 +1,9 @@
 """What the engine writes to the store for a meeting and a room: short transactions, never a call inside.
 
 The engine (:mod:`xesync.engine`) calls these once a meeting's network calls are done
-(:func:`write_meeting`), before a first TMS save (:func:`store_intent`), and at the end of a room's
-pass (:func:`commit_room`: the changekey-only refreshes and the sync state, last). The reasons are in
+(:func:`write_meeting`), before a TMS write (:func:`store_intent`), after reading back a booking in
+doubt (:func:`store_settled`), and at the end of a room's pass (:func:`commit_room`: the
+changekey-only refreshes and the sync state, last). The reasons are in
 the engine's docstring ("No network call inside a transaction", "The sync state commits last").
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 from xesync import events
 from xesync.actions import MeetingFacts, TmsPlan
 from xesync.engine_record import MeetingResult, audit_entries, emit, intent_rows, record_after
-from xesync.model import RoomSyncState
+from xesync.model import Booking, RoomSyncState
 from xesync.store import Store
 
 RETRY_AFTER = timedelta(minutes=2)  # a meeting that failed on a transient error is read again then
@@ -51,13 +52,35 @@ def write_meeting(
             tx.add_audit(entry)
 
 
-def store_intent(store: Store, facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime) -> None:
-    """Before a first save, store that one may land (see :func:`engine_record.intent_rows`)."""
+def store_intent(
+    store: Store, facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime
+) -> Booking | None:
+    """Before a TMS write, store that it may land (see :func:`engine_record.intent_rows`); return the
+    booking row now stored, ``None`` when nothing was."""
     rows = intent_rows(facts, plan, organiser, now, retry_after=RETRY_AFTER)
-    if rows is not None:
+    if rows is None:
+        return None
+    booking, record = rows
+    with store.transaction() as tx:
+        tx.upsert_booking(booking)
+        if record is not None:
+            tx.upsert_record(record)
+    return booking
+
+
+def fuse_kept(store: Store, uid: str, room: str, booking: Booking | None) -> frozenset[str]:
+    """The booking's other rooms whose data-loss fuse holds this meeting's cancellation (a read)."""
+    if booking is None or not booking.live:
+        return frozenset()
+    states = {r: store.room_state(r) for r in booking.rooms if r != room}
+    return frozenset(r for r, s in states.items() if s is not None and uid in s.fuse_held)
+
+
+def store_settled(store: Store, booking: Booking | None) -> None:
+    """Store a booking in doubt as TMS was found to hold it (``None``: TMS has none; left pending)."""
+    if booking is not None:
         with store.transaction() as tx:
-            tx.upsert_booking(rows[0])
-            tx.upsert_record(rows[1])
+            tx.upsert_booking(booking)
 
 
 def commit_room(

@@ -11,12 +11,16 @@ Outcomes, by what the ports raise (STYLE.md §4, §5):
 - a TMS refusal (conflict, unknown owner, a limit) is a decision: the booking is ``rejected`` with
   the reason, and the room stage declines. A room that TMS refuses to *add* to a conference that
   books other rooms is declined alone, and the conference stays as it was;
-- a stale ``Version`` is re-read once with ``find`` and saved again (tms-booking-api.md §7.3).
+- a stale ``Version`` is re-read once with ``find`` and saved again (tms-booking-api.md §7.3);
+- a booking in doubt (a save whose answer was lost) that the data-loss fuse keeps from being
+  cancelled is read back with ``find`` (:meth:`Executor.settle`), so the store says what TMS holds
+  while the cancellation waits for an admin.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,6 +34,7 @@ from xesync.actions import (
     DeleteOccurrence,
     MoveOccurrence,
     RoomAction,
+    RoomInfo,
     SaveBooking,
     SendMail,
     SetBody,
@@ -44,7 +49,7 @@ from xesync.errors import (
     TransientError,
 )
 from xesync.meetings import ConferenceRequest, ItemRef, SavedConference
-from xesync.model import Booking, RoomResponse, TmsState
+from xesync.model import IN_DOUBT, Booking, RoomResponse, TmsState
 from xesync.ports import BookingSink, CalendarSource
 from xesync.reconcile import request_hash
 
@@ -117,7 +122,10 @@ class Executor:
                     )
                     outcome.applied.append((action, before.conference_id if before else None))
             except TransientError as exc:
+                # The write may have landed (a timeout after TMS acted): the booking stays in doubt.
                 outcome.failed = exc
+                if outcome.booking is not None and outcome.booking.live:
+                    outcome.booking = dataclasses.replace(outcome.booking, content_hash=IN_DOUBT)
                 return outcome
             except TmsFaultError as exc:
                 outcome.refused = _reason(exc)
@@ -126,6 +134,29 @@ class Executor:
                 )
                 return outcome
         return outcome
+
+    def settle(self, booking: Booking, rooms: Mapping[str, RoomInfo], now: datetime) -> Booking | None:
+        """What TMS holds for a booking in doubt, read by key; ``None`` when TMS has none or cannot say.
+
+        Only ids, state, rooms and dial-in come back: the content stays in doubt, so the next pass that
+        may write saves the meeting as its copies then say.
+        """
+        try:
+            found = self.sink.find(booking.external_key)
+        except TransientError as exc:
+            log.warning(events.TMS_REQUEST_FAILED, uid=booking.uid, operation="find", error=str(exc))
+            return None
+        if found is None:
+            return None
+        held = tuple(key for key, info in rooms.items() if info.system_id in found.system_ids)
+        request = booking.request and dataclasses.replace(
+            booking.request, conference_id=found.conference_id, version=found.version
+        )
+        return dataclasses.replace(
+            booking, conference_id=found.conference_id, version=found.version, rooms=held, request=request,
+            state=TmsState.DEFECTIVE if found.defective else TmsState.SAVED, content_hash=IN_DOUBT,
+            info_text=found.info_text, info_html=found.info_html, updated_at=now,
+        )  # fmt: skip
 
     def _save(self, request: ConferenceRequest) -> SavedConference:
         try:
@@ -193,12 +224,18 @@ class Executor:
             and before.live
             and before.request is not None
             and request_hash(dataclasses.replace(action.request, system_ids=before.request.system_ids))
-            == before.content_hash
+            == request_hash(before.request)
             and set(before.rooms) < set(action.rooms)
         ):
             # Only rooms were added and TMS refused them: the conference keeps its rooms; the new
             # room is declined alone (reconcile_rooms.refusal_reason sees it is not a participant).
-            return dataclasses.replace(before, last_error=reason, updated_at=now)
+            # A booking in doubt is settled: had the lost save adding the room landed, TMS would
+            # not refuse a system the conference already holds.
+            return dataclasses.replace(
+                before, last_error=reason, updated_at=now, content_hash=request_hash(before.request)
+            )
+        if before is not None and before.live and plan.fallback is not None:
+            return self._fall_back(plan, plan.fallback, before, reason=reason, organiser=organiser, now=now)
         if before is not None and before.live and isinstance(action, SaveBooking | MoveOccurrence):
             # The meeting as it now is cannot be booked: the old booking must not keep the rooms
             # busy at a time the meeting left. Remove it; the rooms decline.
@@ -215,6 +252,29 @@ class Executor:
             content_hash=plan.content_hash, request=request, state=TmsState.REJECTED,
             notified_hash=before.notified_hash if before else None, last_error=reason, updated_at=now,
         )  # fmt: skip
+
+    def _fall_back(
+        self, plan: TmsPlan, keep: SaveBooking, before: Booking, *, reason: str, organiser: str, now: datetime
+    ) -> Booking:
+        """TMS refused the change, and a data-loss fuse holds some rooms in the conference: instead of
+        deleting it, keep it as booked with those rooms only (:attr:`TmsPlan.fallback`)."""
+        if keep.rooms == before.rooms and before.request is not None:
+            # Nothing to save; TMS refused the change, so it holds the booking as it was.
+            return dataclasses.replace(
+                before, last_error=reason, updated_at=now, content_hash=request_hash(before.request)
+            )
+        try:
+            saved = self._save(keep.request)
+        except (TransientError, PermanentError) as exc:
+            log.warning(events.TMS_REQUEST_FAILED, uid=plan.uid, operation="save", error=str(exc))
+            return dataclasses.replace(before, last_error=reason, content_hash=IN_DOUBT, updated_at=now)
+        log.info(
+            events.BOOKING_UPDATED, uid=plan.uid, conference_id=saved.conference_id, rooms=list(keep.rooms),
+            reason=keep.reason,
+        )  # fmt: skip
+        kept = dataclasses.replace(plan, content_hash=request_hash(keep.request))
+        booking = self._after_save(kept, keep, saved, before=before, organiser=organiser, now=now)
+        return dataclasses.replace(booking, last_error=reason)
 
     # -- rooms -------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,12 +22,13 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from xesync import events
+from xesync.actions import MeetingFacts
 from xesync.cms_facts import CmsUser
 from xesync.directory import NotInDirectory, Person
 from xesync.errors import XesyncError
 from xesync.licence import Licence, predict
 from xesync.model import Booking
-from xesync.ports import CallMonitor, LicencePrediction
+from xesync.ports import CallMonitor, LicencePrediction, LicencePreflight
 
 log = structlog.get_logger("xesync.licence")
 
@@ -139,3 +141,24 @@ class LicencePreflightService:
             if ask_it:
                 note += f" To have your meetings use your own licence, ask IT for {ask_it}."
         return LicencePrediction(licence=licence.value, reason=reason, note=note)
+
+
+def predict_licence(
+    preflight: LicencePreflight | None, facts: MeetingFacts, booking: Booking | None, *, saved: bool
+) -> tuple[Booking | None, str]:
+    """The engine's pre-flight after a save: the prediction stored with the booking, a note for the organiser.
+
+    Through the :class:`~xesync.ports.LicencePreflight` port (``None``: no CMS configured).
+    """
+    if preflight is None or booking is None or not booking.live or not saved:
+        return booking, ""
+    prediction = preflight.predict(booking, facts.organiser)
+    if prediction.licence == "smp":
+        log.warning(
+            events.LICENCE_SMP_PREDICTED, room=facts.room, uid=facts.uid,
+            conference_id=booking.conference_id, organiser=booking.organiser, reason=prediction.reason,
+        )  # fmt: skip
+    booking = dataclasses.replace(
+        booking, predicted_licence=prediction.licence, predicted_reason=prediction.reason
+    )
+    return booking, prediction.note

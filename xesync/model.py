@@ -47,6 +47,12 @@ if TYPE_CHECKING:
     from xesync.meetings import ConferenceRequest
 
 
+IN_DOUBT = ""
+"""A live booking's ``content_hash`` while a TMS write to it is in flight, or after one whose answer
+was lost (a crash, a timeout): TMS holds either what the booking says or what was sent, so the next
+pass saves the meeting as it then is, whatever the copy's hash says."""
+
+
 def as_utc(value: datetime, name: str) -> datetime:
     """Return ``value`` in UTC; raise ``ValueError`` naming ``name`` if it is naive."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -192,7 +198,8 @@ class Booking:
     :param start: the (first occurrence's) start.
     :param end: the (first occurrence's) end.
     :param content_hash: a hash of what was sent to TMS but ids, version, exceptions and a rolling
-        series' window (see :mod:`xesync.reconcile`).
+        series' window (see :mod:`xesync.reconcile`); :data:`IN_DOUBT` while a write's answer is
+        not stored.
     :param request: the :class:`~xesync.meetings.ConferenceRequest` last sent, so that a room
         leaving or joining can be saved without the other rooms' items at hand.
     :param state: where the booking stands in TMS.
@@ -242,6 +249,11 @@ class Booking:
     def live(self) -> bool:
         """Whether TMS holds the conference (saved, or saved as Defective)."""
         return self.state in (TmsState.SAVED, TmsState.DEFECTIVE)
+
+    @property
+    def in_doubt(self) -> bool:
+        """Whether TMS may hold other than this row says: a save's answer was lost (a crash, a timeout)."""
+        return self.state is TmsState.PENDING or (self.live and self.content_hash == IN_DOUBT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

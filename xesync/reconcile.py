@@ -55,7 +55,7 @@ from xesync.meetings import (
     RoomItem,
     external_key,
 )
-from xesync.model import Booking, BookingStatus, TmsState
+from xesync.model import IN_DOUBT, Booking, BookingStatus, TmsState
 from xesync.reconcile_series import exceptions_after, occurrence_actions, series_request
 
 TITLE_LIMIT = 255  # TMS Title (L7)
@@ -145,11 +145,18 @@ def plan_tms(facts: MeetingFacts, policy: Policy, rooms: Mapping[str, RoomInfo],
         # Refused before TMS: the rooms decline (or, for a skip, stay as they are). A booking made
         # before the meeting became unbookable is removed, unless it is in the past (L1).
         actions: tuple[TmsAction, ...] = ()
+        keep = _fallback(facts, rooms, refusal.reason)
         if booking is not None and booking.live and refusal.decline and booking.end > now:
-            actions = (DeleteBooking(uid=item.uid, external_key=booking.external_key, reason=refusal.reason),)
+            if keep is None:
+                delete = DeleteBooking(uid=item.uid, external_key=booking.external_key, reason=refusal.reason)
+                actions = (delete,)
+            elif keep.rooms != booking.rooms:
+                actions = (keep,)
         return TmsPlan(
             uid=item.uid, actions=actions, refusal=refusal, warnings=warnings, item_hash=ihash,
-            recheck_at=refusal.recheck_at,
+            recheck_at=refusal.recheck_at, rooms=keep.rooms if actions and keep else (),
+            request=keep.request if actions and keep else None,
+            content_hash=request_hash(keep.request) if actions and keep else "",
         )  # fmt: skip
     owner, owner_refusal, owner_warning = _owner(item, facts.organiser, policy)
     if owner_warning is not None:
@@ -170,6 +177,7 @@ def plan_tms(facts: MeetingFacts, policy: Policy, rooms: Mapping[str, RoomInfo],
     return TmsPlan(
         uid=item.uid, actions=tms, rooms=members, request=request, content_hash=chash,
         warnings=warnings, item_hash=ihash, recheck_at=recheck_at,
+        fallback=_fallback(facts, rooms, "TMS refused the change; the rooms a data-loss fuse holds keep it"),
     )  # fmt: skip
 
 
@@ -188,9 +196,10 @@ def _room_leaves(
         skip = Refuse(uid=facts.uid, code="past", reason="the meeting has ended; TMS keeps it", decline=False)
         return TmsPlan(uid=facts.uid, cancelled=True, refusal=skip, item_hash=ihash)
     members = participants(facts, rooms, this_room_live=False)
-    if members == booking.rooms and booking.live:
+    if members == booking.rooms and booking.live and booking.content_hash != IN_DOUBT:
         # The room was never a participant (TMS refused it, and its declined copy left the room's
-        # calendar), or it left already: the conference has exactly these rooms.
+        # calendar), or it left already: the conference has exactly these rooms. A booking in doubt
+        # may hold the room (a save adding it landed, its answer was lost): saved without it.
         return TmsPlan(uid=facts.uid, cancelled=True, item_hash=ihash)
     if not members:
         why = "the meeting was cancelled" if item is not None else "the meeting left the room's calendar"
@@ -204,6 +213,22 @@ def _room_leaves(
         uid=facts.uid, actions=(save,), rooms=members, request=request,
         content_hash=request_hash(request), cancelled=True, item_hash=ihash,
     )  # fmt: skip
+
+
+def _fallback(facts: MeetingFacts, rooms: Mapping[str, RoomInfo], reason: str) -> SaveBooking | None:
+    """The conference as booked, with only the rooms whose data-loss fuse holds its cancellation.
+
+    A meeting that can no longer be booked as it now is (TMS refuses the change, or a limit refuses
+    the meeting) is deleted from TMS, so that it does not keep rooms busy at a time it left. A room
+    whose fuse refused the meeting's cancellation must not lose it that way: the conference falls
+    back to those rooms, as they were booked, and every other room declines.
+    """
+    booking = facts.booking
+    if not facts.fuse_kept or booking is None or not booking.live or booking.request is None:
+        return None
+    kept = tuple(r for r in rooms if r in facts.fuse_kept)
+    request = _with_systems(booking.request, kept, rooms, booking)
+    return SaveBooking(uid=facts.uid, request=request, rooms=kept, reason=reason)
 
 
 def _with_systems(
@@ -343,6 +368,8 @@ def _tms_actions(  # noqa: PLR0911 - the decision table reads best as early retu
     rolling_due = recheck_at is not None and recheck_due
     if booking.content_hash != chash or booking.rooms != members or rolling_due or booking.request is None:
         why = "rooms changed" if booking.rooms != members else "meeting changed"
+        if booking.content_hash == IN_DOUBT:
+            why = "the answer to the last save was lost; saved again as the meeting now is"
         return (
             SaveBooking(
                 uid=uid,

@@ -28,7 +28,7 @@ from xesync.config.model import UnknownOrganiser
 from xesync.lab import Lab
 from xesync.lab.serve import write_lab_config
 from xesync.meetings import ConferenceRequest, Response, external_key
-from xesync.model import BookingStatus, TmsState
+from xesync.model import IN_DOUBT, BookingStatus, TmsState
 
 pytestmark = pytest.mark.slow
 
@@ -244,6 +244,24 @@ def test_a_crash_between_the_tms_save_and_the_store_write_converges_to_one_confe
     assert tms.find(external_key(uid)).conference_id == first.conference_id
     assert lab.state()["tms"]["conferences"] == 1  # the lab was reset for this test: no second one
     assert alice.response_seen(uid) is Response.ACCEPT
+
+
+def test_a_move_whose_answer_was_lost_then_undone_leaves_tms_where_the_meeting_is(xesync, alice, tms, lab):
+    """TMS applies a move but its answer never arrives; the organiser moves back: TMS follows them back."""
+    wired = xesync()
+    uid = alice.book("Lost answer", at(9, 10), at(9, 11))
+    wired.engine.sync()
+    alice.move(uid, at(9, 13), at(9, 14))
+    lab.inject(service="tms", kind="drop_answer", count=1, operation="SaveConferenceWithMode")
+    assert wired.engine.sync().failed_rooms == []  # the meeting failed on a transient error; the room did not
+    assert tms.find(external_key(uid)).start == at(9, 13)  # TMS acted on it
+    assert wired.store.booking(uid).content_hash == IN_DOUBT
+    alice.move(uid, at(9, 10), at(9, 11))
+    wired.engine.sync()
+    assert tms.find(external_key(uid)).start == at(9, 10)
+    assert wired.store.booking(uid).content_hash != IN_DOUBT
+    copy = room_copy(wired, TROMSO, uid)
+    assert len(dialin.find(copy.body, is_html=copy.body_is_html)) == 1
 
 
 def test_request_costs_once_warm(xesync, alice, lab):

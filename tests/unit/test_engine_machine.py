@@ -28,7 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from engine_kit import BERGEN, NOW, OSLO, ROOMS, Kit, cancelled_occurrence, meeting, moved, weekly
+from engine_kit import BERGEN, NOW, OSLO, ROOMS, Crash, Kit, cancelled_occurrence, meeting, moved, weekly
 from fakes import FakeBookingSink
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -48,9 +48,6 @@ SERVICE_USER = "LAB\\svc-tms"
 # Small enough that two cancellations in one room's pass trip the fuse when the room has few bookings.
 POLICY = Policy(mass_cancel_min=2, mass_cancel_max_share=0.5)
 _FUTURE = (BookingStatus.BOOKED, BookingStatus.DEFECTIVE, BookingStatus.PENDING)
-_SINK_WRITES = ("save", "save_occurrence", "delete", "delete_occurrence")
-_SOURCE_WRITES = ("set_body", "accept", "decline", "send_mail")
-_SOURCE_READS = ("changes", "item")
 
 
 class CalendarSink(FakeBookingSink):
@@ -72,46 +69,6 @@ class CalendarSink(FakeBookingSink):
             return super().save(request)
         finally:
             self.busy = busy
-
-
-class Crash:
-    """Kills the "process" right after the ``after``-th write reaches TMS or Exchange.
-
-    The call is carried out, then ``KeyboardInterrupt`` stands in for SIGKILL; from then on every port
-    call dies before doing anything, so no later room's pass runs either.
-    """
-
-    def __init__(self, kit: Kit, after: int) -> None:
-        self.kit, self.left, self.dead = kit, after, False
-        self.patched: list[tuple[object, str]] = []
-        for target, names in (
-            (kit.sink, (*_SINK_WRITES, "find")),
-            (kit.source, (*_SOURCE_WRITES, *_SOURCE_READS)),
-            (kit.directory, ("resolve",)),
-        ):
-            for name in names:
-                self._wrap(target, name, write=name in _SINK_WRITES or name in _SOURCE_WRITES)
-
-    def _wrap(self, target: object, name: str, *, write: bool) -> None:
-        call = getattr(target, name)
-
-        def wrapper(*args, **kwargs):
-            if self.dead:
-                raise KeyboardInterrupt
-            out = call(*args, **kwargs)
-            if write:
-                self.left -= 1
-                if self.left == 0:
-                    self.dead = True
-                    raise KeyboardInterrupt
-            return out
-
-        setattr(target, name, wrapper)
-        self.patched.append((target, name))
-
-    def undo(self) -> None:
-        for target, name in self.patched:
-            delattr(target, name)
 
 
 @dataclasses.dataclass
