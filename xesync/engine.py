@@ -31,9 +31,8 @@ Decisions and their reasons:
   the pass after an import is one ``SyncFolderItems`` a room.
 - **A multi-room meeting's room stages wait for its last room in the pass** (:mod:`xesync.engine_pass`):
   each copy is written once with the final dial-in, and the organiser is told once per booking.
-- **A TMS write whose answer is lost leaves the booking in doubt** (:data:`xesync.model.IN_DOUBT`,
-  stored before the write): the next pass saves what the copies say, not trusting the stored rooms.
-- **A room the fuse holds keeps the conference:** another room's pass falls back to it, never deletes.
+- **A TMS write whose answer is lost leaves the booking in doubt** (``model.IN_DOUBT``); a room the
+  fuse holds keeps its conference (``TmsPlan.fallback``): no other room's pass deletes it.
 - **Dry run** plans and audits ``planned``; it writes nothing to TMS, Exchange or the records.
 """
 
@@ -172,7 +171,6 @@ class Engine:
             items_seen=len(changes.items), policy=self.policy, now=now,
             held=state.fuse_held if state is not None else (),
         )  # fmt: skip
-        cancelling = {p.uid for p, _, _ in plans.values() if p.cancelled and p.actions}
         if refusal is not None:
             log.error(events.GUARD_MASS_CANCEL_REFUSED, room=room, reason=refusal)
             report.held, report.ok, report.error = True, False, refusal
@@ -199,7 +197,7 @@ class Engine:
             # Held: the sync state stays (the refused changes come again), the refusal is remembered.
             held = RoomSyncState(
                 room=room, sync_state=state.sync_state if state else None, updated_at=now,
-                fuse_held=tuple(sorted(cancelling)),
+                fuse_held=tuple(sorted({m.facts.uid for m in report.meetings if m.outcome == "refused"})),
             )  # fmt: skip
             with self.store.transaction() as tx:
                 tx.put_room_state(held)
@@ -371,11 +369,15 @@ class Engine:
     def _refused_by_fuse(
         self, run_id: str, facts: MeetingFacts, plan: TmsPlan, reason: str, now: datetime
     ) -> MeetingResult:
-        result = MeetingResult.fused(facts, plan, reason)
-        self._write(run_id, facts, plan, result, now, audit_only=True)
-        if not self.dry_run and facts.booking is not None and facts.booking.in_doubt:
-            # The cancellation waits for an admin: meanwhile the store says what TMS holds.
-            store_settled(self.store, self.executor.settle(facts.booking, self.rooms, now))
+        # A booking in doubt is read back: held as TMS holds it, or found cancelled (nothing to hold).
+        booking = facts.booking if facts.booking is not None and facts.booking.in_doubt else None
+        settled = self.executor.settle(booking, self.rooms, now) if booking and not self.dry_run else None
+        if settled is not None and (not settled.live or facts.room not in settled.rooms):
+            result = MeetingResult.gone(facts, plan, settled)
+        else:
+            result = MeetingResult.fused(facts, plan, reason)
+            store_settled(self.store, settled)
+        self._write(run_id, facts, plan, result, now, audit_only=result.outcome == "refused")
         return result
 
     # -- the store (xesync.engine_store) ---------------------------------------------------------------

@@ -113,6 +113,11 @@ class MeetingResult:
         """A cancellation the data-loss fuse refused."""
         return cls(facts=facts, plan=plan, outcome="refused", error=reason)
 
+    @classmethod
+    def gone(cls, facts: MeetingFacts, plan: TmsPlan, booking: Booking) -> MeetingResult:
+        """A cancellation the fuse would hold, found done already: TMS no longer books the room for it."""
+        return cls(facts=facts, plan=plan, outcome="cancelled", decision="cancelled", booking=booking)
+
 
 @dataclass(slots=True)
 class RoomReport:
@@ -279,8 +284,8 @@ def emit(log: Any, facts: MeetingFacts, plan: TmsPlan, result: MeetingResult) ->
         if plan.refusal is not None:
             log.info(events.BOOKING_PLANNED, action=_kind(plan.refusal), reason=plan.refusal.reason, **ctx)
         return
-    if result.outcome == "refused":
-        log.error(events.GUARD_MASS_CANCEL_REFUSED, reason=result.error, **ctx)
+    if result.outcome == "refused" or (result.outcome == "cancelled" and result.tms is None):
+        _emit_fused(log, result, ctx)
         return
     for action in result.applied:
         _emit_applied(log, action, booking, ctx)
@@ -292,6 +297,15 @@ def emit(log: Any, facts: MeetingFacts, plan: TmsPlan, result: MeetingResult) ->
         log.warning(events.BOOKING_REJECTED, reason=result.tms.refused, **ctx)
     if result.error and (result.transient or (result.rooms is not None and result.rooms.failed)):
         log.error(events.MEETING_FAILED, error=result.error, transient=result.transient, **ctx)
+
+
+def _emit_fused(log: Any, result: MeetingResult, ctx: dict[str, Any]) -> None:
+    """A cancellation the data-loss fuse refused, or found done already (:meth:`MeetingResult.gone`)."""
+    if result.outcome == "refused":
+        log.error(events.GUARD_MASS_CANCEL_REFUSED, reason=result.error, **ctx)
+    else:
+        why = "TMS no longer books the room for it (a write whose answer was lost had landed)"
+        log.info(events.BOOKING_CANCELLED, reason=why, **ctx)
 
 
 def audit_entries(
@@ -354,9 +368,8 @@ def intent_rows(
     the copies then say instead of trusting the booking's rooms and hash. The room's copy is read
     again anyway: its sync state is stored only after the pass.
     """
-    writes = any(isinstance(a, SaveBooking | MoveOccurrence | DeleteOccurrence) for a in plan.actions)
     if facts.booking is not None and facts.booking.live:
-        if not writes or facts.booking.content_hash == IN_DOUBT:
+        if not plan.actions or facts.booking.content_hash == IN_DOUBT:  # every TMS action writes
             return None
         return dataclasses.replace(facts.booking, content_hash=IN_DOUBT, updated_at=now), None
     save = next((a for a in plan.actions if isinstance(a, SaveBooking)), None)

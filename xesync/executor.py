@@ -136,10 +136,11 @@ class Executor:
         return outcome
 
     def settle(self, booking: Booking, rooms: Mapping[str, RoomInfo], now: datetime) -> Booking | None:
-        """What TMS holds for a booking in doubt, read by key; ``None`` when TMS has none or cannot say.
+        """What TMS holds for a booking in doubt, read by key; ``None`` when TMS cannot say now.
 
-        Only ids, state, rooms and dial-in come back: the content stays in doubt, so the next pass that
-        may write saves the meeting as its copies then say.
+        A booking TMS does not hold comes back deleted (a delete whose answer was lost had landed, or
+        a first save had not). Otherwise only ids, state, rooms and dial-in come back: the content stays
+        in doubt, so the next pass that may write saves the meeting as its copies then say.
         """
         try:
             found = self.sink.find(booking.external_key)
@@ -147,7 +148,7 @@ class Executor:
             log.warning(events.TMS_REQUEST_FAILED, uid=booking.uid, operation="find", error=str(exc))
             return None
         if found is None:
-            return None
+            return dataclasses.replace(booking, state=TmsState.DELETED, updated_at=now)
         held = tuple(key for key, info in rooms.items() if info.system_id in found.system_ids)
         request = booking.request and dataclasses.replace(
             booking.request, conference_id=found.conference_id, version=found.version
@@ -236,9 +237,11 @@ class Executor:
             )
         if before is not None and before.live and plan.fallback is not None:
             return self._fall_back(plan, plan.fallback, before, reason=reason, organiser=organiser, now=now)
-        if before is not None and before.live and isinstance(action, SaveBooking | MoveOccurrence):
+        maybe_held = before is not None and (before.live or before.state is TmsState.PENDING)
+        if before is not None and maybe_held and isinstance(action, SaveBooking | MoveOccurrence):
             # The meeting as it now is cannot be booked: the old booking must not keep the rooms
-            # busy at a time the meeting left. Remove it; the rooms decline.
+            # busy at a time the meeting left. Remove it (a pending one too: the save whose answer
+            # was lost may have landed); the rooms decline.
             try:
                 self.sink.delete(before.external_key)
             except (TransientError, PermanentError) as exc:

@@ -2,7 +2,9 @@
 
 Each test is a counterexample the engine state machine (test_engine_machine.py) found or would find:
 the write lands in TMS, the answer never reaches the store, and the organiser changes the meeting
-back or drops a room before the next pass, so the copies alone no longer show that TMS differs.
+back or drops a room before the next pass, so the copies alone no longer show that TMS differs. When
+the data-loss fuse then holds the room, the booking is read back from TMS: a cancellation found done
+already is not held.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from xesync.errors import ServiceUnavailableError
 from xesync.meetings import external_key
 from xesync.model import IN_DOUBT, BookingStatus, TmsState
 
-SYSTEM = {OSLO: 11, TROMSO: 13}
+SYSTEM = {OSLO: 11, BERGEN: 12, TROMSO: 13}
 
 
 @pytest.fixture
@@ -164,3 +166,70 @@ def test_a_join_tms_refuses_again_leaves_nothing_in_doubt(kit):
     tms, ews = kit.sink.writes, kit.source.writes
     kit.sync()
     assert (kit.sink.writes, kit.source.writes) == (tms, ews)
+
+
+def test_a_pending_booking_tms_refuses_is_deleted_by_key(kit):
+    """A first save lands, its answer is lost; the next save is refused: the landed one goes too."""
+    kit.sink.busy = {SYSTEM[OSLO]}
+    for room in (OSLO, BERGEN):
+        kit.source.put(meeting("D8", room=room))
+    crash_after(kit, 2)  # Oslo refused and declined; Bergen's first save lands, then dead
+    assert conference(kit, "D8").system_ids == (SYSTEM[BERGEN],)
+    assert kit.store.booking("D8").state is TmsState.PENDING
+    kit.source.put(dataclasses.replace(kit.source.copy(BERGEN, "D8"), cancelled=True))
+    kit.source.put(meeting("D8", room=OSLO))  # Oslo invited again; still busy
+    kit.sync()
+    assert kit.sink.conferences == {}
+    assert kit.source.copy(OSLO, "D8") is None  # declined again
+
+
+@pytest.fixture
+def fused(tmp_path):
+    """A kit whose fuse trips when one pass would cancel two of a room's two bookings."""
+    k = Kit(tmp_path, policy=Policy(mass_cancel_min=2, mass_cancel_max_share=0.5))
+    k.engine = k.make_engine(max_workers=1)
+    yield k
+    k.close()
+
+
+def cancel(kit, room, uid):
+    kit.source.put(dataclasses.replace(kit.source.copy(room, uid), cancelled=True))
+
+
+def test_a_lost_delete_is_not_held_by_the_fuse(fused):
+    """A delete lands, its answer is lost, the room's other meeting is cancelled: the fuse trips on
+    two cancellations, finds the first done in TMS, and holds only the second."""
+    kit = fused
+    kit.source.put(meeting("D9", start=NOW + timedelta(days=1, hours=1)))
+    kit.source.put(meeting("D10", start=NOW + timedelta(days=1, hours=3)))
+    kit.sync()
+    cancel(kit, OSLO, "D10")
+    crash_after(kit, 1)
+    assert set(kit.sink.conferences) == {external_key("D9")}
+    cancel(kit, OSLO, "D9")
+    assert kit.sync().failed_rooms == [OSLO]
+    assert kit.store.booking("D10").state is TmsState.DELETED
+    assert kit.store.record(OSLO, "D10").status is BookingStatus.CANCELLED
+    assert kit.store.room_state(OSLO).fuse_held == ("D9",)
+    assert set(kit.sink.conferences) == {external_key("D9")}
+
+
+def test_a_lost_leave_is_not_held_by_the_fuse(fused):
+    """Oslo leaves a two-room meeting, the answer is lost, Oslo's other meeting is cancelled: the
+    fuse finds Oslo out of the first conference already, and the meeting ends with Bergen's cancel."""
+    kit = fused
+    for room in (OSLO, BERGEN):
+        kit.source.put(meeting("D11", room=room, start=NOW + timedelta(days=1, hours=1)))
+    kit.source.put(meeting("D12", start=NOW + timedelta(days=1, hours=3)))
+    kit.sync()
+    cancel(kit, OSLO, "D11")
+    crash_after(kit, 1)  # the save without Oslo lands
+    assert conference(kit, "D11").system_ids == (SYSTEM[BERGEN],)
+    cancel(kit, OSLO, "D12")
+    assert kit.sync().failed_rooms == [OSLO]
+    assert kit.store.booking("D11").rooms == (BERGEN,)
+    assert kit.store.record(OSLO, "D11").status is BookingStatus.CANCELLED
+    assert kit.store.room_state(OSLO).fuse_held == ("D12",)
+    cancel(kit, BERGEN, "D11")
+    kit.sync()
+    assert set(kit.sink.conferences) == {external_key("D12")}  # D11 gone; D12 held for Oslo
