@@ -31,6 +31,7 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "contract"))
 from ews_lab import LabOrganiser
+from polling import wait_until
 
 from xesync import config as config_mod
 from xesync.adapters.tms import TmsBookingSink
@@ -42,18 +43,6 @@ from xesync.meetings import external_key
 pytestmark = pytest.mark.slow
 
 TROMSO = "room-tromso@lab.example"
-WAIT = 60.0  # generous: a functional bound, not a latency figure
-
-
-def wait_until(what: str, condition: Callable[[], Any], timeout: float = WAIT) -> Any:
-    """Poll ``condition`` until it is truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class Notifications:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 from ews_lab import LabOrganiser
-from rkit import NO_FUSE, daemon_config, free_port, scale, seed, wait_until
+from polling import wait_until
+from rkit import NO_FUSE, daemon_config, free_port, scale, seed
 from test_crash import NAMED, Churn, verify
 
 from xesync.adapters.tms import TmsBookingSink
