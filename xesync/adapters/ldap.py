@@ -12,24 +12,36 @@ resolver on its LDIF fixture (ldap3's mock strategy), the tests on stand-ins for
 PMP+ entitlement is membership of any of ``ldap.pmp_groups``, nested groups included, found as
 ``ldap.group_membership`` says (see :class:`~xesync.config.GroupMembership`); ``auto`` asks the rootDSE
 whether the server is AD, else probes whether the server maintains ``memberOf``.
+
+The values the searches deal in (filter escaping, DN comparison, GUIDs, the username / JID
+templates, decoding and picking search entries) live in :mod:`xesync.adapters.ldap_values`; the
+public ones are re-exported here.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, Protocol, Self, TypeVar
 
 import ldap3
 import structlog
 from ldap3.core import exceptions as lx
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
 
 from xesync import events
 from xesync.adapters.ldap_connection import LdapConnector, parse_endpoint
+from xesync.adapters.ldap_values import (
+    decode_entry,
+    escape_filter_value,
+    first_text,
+    format_template,
+    mail_value,
+    normalise_dn,
+    pick_entry,
+    render_guid,
+    texts,
+)
 from xesync.config import GroupMembership, LdapConfig
 from xesync.config.ldap_section import ldap_problems
 from xesync.config.reader import ca_file_problem
@@ -54,41 +66,6 @@ IN_CHAIN_RULE = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN (AD onl
 _AD_CAPABILITIES = frozenset({"1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"})
 _MAX_NESTING = 32  # deeper group nesting than this is a directory bug, not an organisation chart
 _CACHE_LIMIT = 10_000
-_FILTER_SPECIALS = {"\\": r"\5c", "*": r"\2a", "(": r"\28", ")": r"\29", "\0": r"\00"}
-
-
-def escape_filter_value(value: str) -> str:
-    r"""Escape an assertion value for an LDAP filter (RFC 4515 §3): NUL, ``*``, ``(``, ``)`` and ``\``."""
-    return "".join(_FILTER_SPECIALS.get(ch, ch) for ch in value)
-
-
-def format_template(template: str, *, domain: str, username: str, mail: str) -> str:
-    """Fill ``ldap.tms_username_format`` or ``ldap.jid_template`` ({domain}, {username}, {mail})."""
-    return template.format(domain=domain, username=username, mail=mail)
-
-
-def normalise_dn(dn: str) -> str:
-    """A comparable form of ``dn``: attribute types and values lower-cased, spacing removed."""
-    try:
-        parts = parse_dn(dn, escape=False, strip=True)
-    except LDAPInvalidDnError:
-        return dn.strip().lower()
-    return ",".join(f"{attr.lower()}={value.lower()}" for attr, value, _sep in parts)
-
-
-def render_guid(raw: bytes) -> str:
-    """The canonical string of a GUID attribute value.
-
-    AD's ``objectGUID`` is 16 bytes, little-endian in its first three fields (as AD shows it);
-    OpenLDAP's ``entryUUID`` is already text.
-    """
-    if len(raw) == 16:  # noqa: PLR2004 - the size of a binary GUID
-        return str(uuid.UUID(bytes_le=raw))
-    text = raw.decode("utf-8", errors="replace").strip()
-    try:
-        return str(uuid.UUID(text.strip("{}")))
-    except ValueError:
-        return text
 
 
 class LdapSession(Protocol):
@@ -200,12 +177,12 @@ class LdapResolver:
     def _lookup(self, conn: ldap3.Connection, address: str) -> Person | NotInDirectory:
         cfg = self.cfg
         value = escape_filter_value(address)
-        alternatives = "".join(f"({attr}={_mail_value(attr, value)})" for attr in cfg.mail_attributes)
+        alternatives = "".join(f"({attr}={mail_value(attr, value)})" for attr in cfg.mail_attributes)
         query = f"(&{cfg.user_filter}(|{alternatives}))"
         entries = self._search(conn, cfg.base_dn, query, self._attributes())
         if not entries:
             return NotInDirectory(address)
-        dn, attrs = _pick(entries, address, cfg.mail_attributes, cfg.base_dn)
+        dn, attrs = pick_entry(entries, address, cfg.mail_attributes, cfg.base_dn)
         group = self._pmp_group(conn, dn, attrs)
         return self._person(dn, attrs, address, group)
 
@@ -228,7 +205,7 @@ class LdapResolver:
             time_limit=seconds,
             generator=False,
         )
-        return [_entry(item) for item in responses if item.get("type") == "searchResEntry"]
+        return [decode_entry(item) for item in responses if item.get("type") == "searchResEntry"]
 
     def _read(self, conn: ldap3.Connection, dn: str, attributes: list[str]) -> dict[str, list[bytes]] | None:
         """One entry's attributes, or ``None`` when it does not exist (a dangling member value)."""
@@ -236,20 +213,20 @@ class LdapResolver:
             conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attributes)
         except lx.LDAPNoSuchObjectResult:
             return None
-        found = [_entry(item) for item in conn.response or [] if item.get("type") == "searchResEntry"]
+        found = [decode_entry(item) for item in conn.response or [] if item.get("type") == "searchResEntry"]
         return found[0][1] if found else None
 
     def _person(self, dn: str, attrs: dict[str, list[bytes]], address: str, group: str | None) -> Person:
         cfg = self.cfg
-        username = _first(attrs, cfg.username_attribute)
+        username = first_text(attrs, cfg.username_attribute)
         if username is None:
             raise LdapLookupError(
                 dn, f"the entry has no {cfg.username_attribute}; set ldap.username_attribute"
             )
-        mails = _texts(attrs, "mail")
-        proxies = [p for p in _texts(attrs, "proxyAddresses") if p[:5].lower() == "smtp:"]
+        mails = texts(attrs, "mail")
+        proxies = [p for p in texts(attrs, "proxyAddresses") if p[:5].lower() == "smtp:"]
         primary = next((p[5:] for p in proxies if p.startswith("SMTP:")), None)
-        email = (mails[0] if mails else None) or primary or _first(attrs, "userPrincipalName") or address
+        email = (mails[0] if mails else None) or primary or first_text(attrs, "userPrincipalName") or address
         guid_raw = attrs.get(cfg.guid_attribute.lower(), [])
         return Person(
             dn=dn,
@@ -257,9 +234,9 @@ class LdapResolver:
             tms_username=format_template(
                 cfg.tms_username_format, domain=cfg.tms_domain, username=username, mail=email
             ),
-            display_name=_first(attrs, "displayName") or _first(attrs, "cn") or email,
-            first_name=_first(attrs, "givenName"),
-            last_name=_first(attrs, "sn"),
+            display_name=first_text(attrs, "displayName") or first_text(attrs, "cn") or email,
+            first_name=first_text(attrs, "givenName"),
+            last_name=first_text(attrs, "sn"),
             email=email,
             addresses=frozenset(a.lower() for a in [*mails, *(p[5:] for p in proxies)]),
             jid=None
@@ -293,7 +270,7 @@ class LdapResolver:
                     return group
             return None
         if mode is GroupMembership.MEMBER_OF:
-            return self._climb(_texts(attrs, "memberOf"), lambda g: self._member_of(conn, g))
+            return self._climb(texts(attrs, "memberOf"), lambda g: self._member_of(conn, g))
         return self._climb(self._containing(conn, dn), lambda g: self._containing(conn, g))
 
     def _climb(self, first: list[str], parents: Callable[[str], list[str]]) -> str | None:
@@ -314,7 +291,7 @@ class LdapResolver:
 
     def _member_of(self, conn: ldap3.Connection, group: str) -> list[str]:
         attrs = self._read(conn, group, ["memberOf"])
-        return _texts(attrs, "memberOf") if attrs else []
+        return texts(attrs, "memberOf") if attrs else []
 
     def _containing(self, conn: ldap3.Connection, member: str) -> list[str]:
         """The groups whose ``member`` names ``member`` (one step of a walk without ``memberOf``)."""
@@ -327,8 +304,10 @@ class LdapResolver:
             conn.search("", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["supportedCapabilities"])
         except (lx.LDAPNoSuchObjectResult, lx.LDAPInvalidDnError):  # the mock has no rootDSE
             return False
-        found = [_entry(item)[1] for item in conn.response or [] if item.get("type") == "searchResEntry"]
-        return bool(found) and bool(_AD_CAPABILITIES & set(_texts(found[0], "supportedCapabilities")))
+        found = [
+            decode_entry(item)[1] for item in conn.response or [] if item.get("type") == "searchResEntry"
+        ]
+        return bool(found) and bool(_AD_CAPABILITIES & set(texts(found[0], "supportedCapabilities")))
 
     def _detect(self, conn: ldap3.Connection) -> GroupMembership:
         """``auto``: in-chain on AD, else memberOf if the server maintains it, else a walk."""
@@ -338,11 +317,11 @@ class LdapResolver:
         else:
             mode, reason = GroupMembership.WALK, "no PMP+ group with members was found"
             for group in self.cfg.pmp_groups:
-                members = _texts(self._read(conn, group, ["member"]) or {}, "member")
+                members = texts(self._read(conn, group, ["member"]) or {}, "member")
                 probe = self._read(conn, members[0], ["memberOf"]) if members else None
                 if probe is None:
                     continue
-                if normalise_dn(group) in {normalise_dn(g) for g in _texts(probe, "memberOf")}:
+                if normalise_dn(group) in {normalise_dn(g) for g in texts(probe, "memberOf")}:
                     mode, reason = GroupMembership.MEMBER_OF, "the server maintains memberOf"
                 else:
                     reason = "the server does not maintain memberOf"
@@ -376,54 +355,3 @@ class LdapDirectory(LdapResolver):
         log = logger if logger is not None else structlog.get_logger(__name__)
         self._connector = LdapConnector(cfg, parse_endpoint(cfg.url), log)
         super().__init__(cfg, self._connector, clock=clock, logger=log)
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
-def _mail_value(attribute: str, escaped: str) -> str:
-    # proxyAddresses carries a type prefix; AD (and the lab schema) compare it case-insensitively,
-    # so "smtp:" also finds the primary "SMTP:" address.
-    return f"smtp:{escaped}" if attribute.lower() == "proxyaddresses" else escaped
-
-
-def _pick(
-    entries: list[tuple[str, dict[str, list[bytes]]]], address: str, order: tuple[str, ...], base: str
-) -> tuple[str, dict[str, list[bytes]]]:
-    """The entry whose best-ranked mail attribute (``ldap.mail_attributes`` order) has the address."""
-    wanted = address.casefold()
-
-    def rank(attrs: dict[str, list[bytes]]) -> int:
-        for index, attr in enumerate(order):
-            values = _texts(attrs, attr)
-            if attr.lower() == "proxyaddresses":
-                values = [v[5:] for v in values if v[:5].lower() == "smtp:"]
-            if wanted in (v.casefold() for v in values):
-                return index
-        return len(order)
-
-    ranked = sorted(entries, key=lambda e: rank(e[1]))
-    best = [e for e in ranked if rank(e[1]) == rank(ranked[0][1])]
-    if len(best) > 1:
-        names = "; ".join(sorted(dn for dn, _attrs in best)[:5])
-        raise LdapLookupError(base, f"{address} names {len(best)} entries ({names}); make it unique")
-    return best[0]
-
-
-def _entry(item: dict[str, Any]) -> tuple[str, dict[str, list[bytes]]]:
-    raw = item.get("raw_attributes") or {}
-    attrs: dict[str, list[bytes]] = {}
-    for name, values in raw.items():
-        attrs.setdefault(name.lower(), []).extend(
-            v if isinstance(v, bytes) else str(v).encode() for v in values
-        )
-    return str(item["dn"]), attrs
-
-
-def _texts(attrs: dict[str, list[bytes]], name: str) -> list[str]:
-    return [v.decode("utf-8", errors="replace") for v in attrs.get(name.lower(), [])]
-
-
-def _first(attrs: dict[str, list[bytes]], name: str) -> str | None:
-    values = [v for v in _texts(attrs, name) if v.strip()]
-    return values[0] if values else None
