@@ -6,15 +6,11 @@ process, and is stopped by its own PID. It runs with ``-d none`` rather than ``-
 in the foreground, but only ``none`` (uncategorised messages) prints why a start failed, e.g. a config
 error or a port in use, and it stays silent while serving.
 
-The database is ``mdb`` with the ``memberof`` overlay (so entries carry ``memberOf`` as OpenLDAP
-really serves it: operational, direct groups only) and ``refint``. The LDIF is loaded over the wire
-with ldap3 adds, so the overlay sees every add; groups are added after their members.
-
-The service account (``bind_dn``) is the database's ``rootdn``: it may read (and, for tests that
-change the directory mid-run, write) everything. Other authenticated users may read; anonymous
-clients may only bind. With ``ldaps=True`` the server also listens on ``ldaps://`` and offers
-StartTLS, with a self-signed certificate for ``127.0.0.1``/``localhost`` made by the ``openssl`` CLI;
-:attr:`SlapdServer.ca_file` is that certificate.
+The LDIF is loaded over the wire with ldap3 adds, so the ``memberof`` overlay sees every add; groups
+are added after their members. With ``ldaps=True`` the server also listens on ``ldaps://`` and offers
+StartTLS with a self-signed certificate; :attr:`SlapdServer.ca_file` is that certificate. The
+installed files, the ``slapd.conf`` (database, overlays, access rules) and the certificate come from
+:mod:`xesync.lab.slapd_config`, which owns :class:`SlapdError` and :func:`find_slapd` (re-exported here).
 """
 
 from __future__ import annotations
@@ -41,36 +37,34 @@ from ldap3.core.exceptions import LDAPException
 from xesync import events
 from xesync.lab.http import check_loopback
 from xesync.lab.ldif import OPERATIONAL, LdifEntry, normalise_dn, read_ldif
+from xesync.lab.slapd_config import (
+    AD_SCHEMA,
+    DATA,
+    MODULE_DIRS,
+    SCHEMA_DIRS,
+    SLAPD_CANDIDATES,
+    SlapdError,
+    find_slapd,
+    make_certificate,
+    render_config,
+)
 
 log = structlog.get_logger(__name__)
 
-DATA = Path(__file__).parent / "data"
-AD_SCHEMA = DATA / "xesync-ad.schema"
-SLAPD_CANDIDATES = (Path("/usr/sbin/slapd"), Path("/usr/libexec/slapd"), Path("/usr/local/libexec/slapd"))
-SCHEMA_DIRS = (Path("/etc/ldap/schema"), Path("/etc/openldap/schema"), Path("/usr/local/etc/openldap/schema"))
-MODULE_DIRS = (
-    Path("/usr/lib/ldap"),
-    Path("/usr/lib64/openldap"),
-    Path("/usr/lib/openldap"),
-    Path("/usr/libexec/openldap"),
-    Path("/usr/local/libexec/openldap"),
-)
+__all__ = [
+    "AD_SCHEMA",
+    "DATA",
+    "MODULE_DIRS",
+    "SCHEMA_DIRS",
+    "SLAPD_CANDIDATES",
+    "SlapdError",
+    "SlapdServer",
+    "find_slapd",
+]
 
 _STOP_WAIT = 5.0
 _PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
 _PORT_ATTEMPTS = 3
-
-
-class SlapdError(RuntimeError):
-    """slapd could not be found, configured, started or loaded; the message carries its stderr."""
-
-
-def find_slapd() -> Path | None:
-    """The ``slapd`` binary, or ``None`` when OpenLDAP is not installed."""
-    on_path = shutil.which("slapd")
-    if on_path:
-        return Path(on_path)
-    return next((p for p in SLAPD_CANDIDATES if p.is_file()), None)
 
 
 class SlapdServer:
@@ -197,12 +191,19 @@ class SlapdServer:
         workdir = self._require_workdir()
         (workdir / "db").mkdir(mode=0o700)
         if self.ldaps:
-            _make_certificate(workdir / "tls", self.host)
+            make_certificate(workdir / "tls", self.host)
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             self._port = self._requested_port or _free_port(self.host)
             self._ldaps_port = _free_port(self.host) if self.ldaps else 0
             conf = workdir / "slapd.conf"
-            conf.write_text(self._config(workdir), encoding="utf-8")
+            text = render_config(
+                workdir,
+                base_dn=self._base_dn,
+                bind_dn=self._bind_dn,
+                password=self._password,
+                ldaps=self.ldaps,
+            )
+            conf.write_text(text, encoding="utf-8")
             conf.chmod(0o600)
             try:
                 self._spawn(binary, conf, workdir / "slapd.log")
@@ -330,63 +331,6 @@ class SlapdServer:
         finally:
             conn.unbind()
 
-    # ---------------------------------------------------------------------------------- config
-
-    def _config(self, workdir: Path) -> str:
-        schema_dir = _first_dir(SCHEMA_DIRS, "core.schema")
-        if schema_dir is None:
-            raise SlapdError(
-                f"no OpenLDAP schema directory found (looked in {', '.join(map(str, SCHEMA_DIRS))})"
-            )
-        module_dir = _first_dir(MODULE_DIRS, "back_mdb.la") or _first_dir(MODULE_DIRS, "back_mdb.so")
-        # refint is optional: without it, deleting a user leaves a dangling member value, which the
-        # resolver tolerates.
-        refint = module_dir is None or any((module_dir / f"refint{ext}").exists() for ext in (".la", ".so"))
-        lines = [
-            "# Written by xesync.lab.slapd for one throwaway instance.",
-            *(
-                f'include "{schema_dir / name}"'
-                for name in ("core.schema", "cosine.schema", "inetorgperson.schema")
-            ),
-            f'include "{AD_SCHEMA}"',
-            f'pidfile "{workdir / "slapd.pid"}"',
-            f'argsfile "{workdir / "slapd.args"}"',
-        ]
-        if module_dir is not None:  # else the backends and overlays are built in
-            lines += [f'modulepath "{module_dir}"', "moduleload back_mdb", "moduleload memberof"]
-            if refint:
-                lines.append("moduleload refint")
-        if self.ldaps:
-            lines += [
-                f'TLSCertificateFile "{workdir / "tls" / "cert.pem"}"',
-                f'TLSCertificateKeyFile "{workdir / "tls" / "key.pem"}"',
-            ]
-        lines += [
-            "",
-            "database mdb",
-            f'suffix "{self._base_dn}"',
-            f'rootdn "{self._bind_dn}"',
-            # The config file is mode 0600 inside a private temporary directory.
-            f"rootpw {self._password}",
-            f'directory "{workdir / "db"}"',
-            "maxsize 67108864",
-            "index objectClass eq",
-            "index mail,uid,member eq",
-            "overlay memberof",
-            "memberof-group-oc groupOfNames",
-            "memberof-member-ad member",
-            "memberof-memberof-ad memberOf",
-            "memberof-refint TRUE",
-        ]
-        if refint:
-            lines += ["overlay refint", "refint_attributes member"]
-        lines += [
-            "access to attrs=userPassword by self write by anonymous auth by * none",
-            "access to * by users read by * none",
-            "",
-        ]
-        return "\n".join(lines)
-
     def _require_running(self) -> None:
         if self._process is None:
             raise SlapdError("slapd is not running; call start() or use it as a context manager")
@@ -477,42 +421,7 @@ def _free_port(host: str) -> int:
         return port
 
 
-def _first_dir(candidates: tuple[Path, ...], marker: str) -> Path | None:
-    return next((d for d in candidates if (d / marker).exists()), None)
-
-
 def _tail(path: Path, limit: int = 4000) -> str:
     with contextlib.suppress(OSError):
         return path.read_text(encoding="utf-8", errors="replace")[-limit:].strip() or "(no output)"
     return "(no output)"
-
-
-def _make_certificate(directory: Path, host: str) -> None:
-    """A self-signed certificate for ``host`` and ``localhost`` with the ``openssl`` CLI."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise SlapdError("ldaps=True needs the openssl command: apt-get install openssl")
-    directory.mkdir(mode=0o700)
-    argv = [
-        openssl,
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={host}",
-        "-addext",
-        f"subjectAltName=IP:{host},DNS:localhost",
-        "-keyout",
-        str(directory / "key.pem"),
-        "-out",
-        str(directory / "cert.pem"),
-    ]
-    result = subprocess.run(argv, capture_output=True, check=False, timeout=30)
-    if result.returncode != 0:
-        raise SlapdError(f"openssl could not make a certificate: {result.stderr.decode(errors='replace')}")
