@@ -1,96 +1,35 @@
-"""The operations of both TMS services: one function per vendor operation (tms-booking-api.md §6).
+"""The booking service's operations that save, read and delete conferences (tms-booking-api.md §6).
 
-Each takes a :class:`Call` and returns the body element of the answer (``<Op>Response``). They run
-under the store's lock and raise :class:`TmsFault` for the documented faults.
+One function per vendor operation; each takes a :class:`Call` and returns the body element of the
+answer (``<Op>Response``). They run under the store's lock and raise :class:`TmsFault` for the
+documented faults. :data:`BOOKING` maps every booking-service operation to its handler, including the
+list reads of :mod:`xesync.lab.tms.listings`; the call context lives in :mod:`xesync.lab.tms.call`
+(``Call``, ``Handler`` and ``response_element`` are re-exported here) and the Remote Setup service in
+:mod:`xesync.lab.tms.remote_setup`.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 
 from lxml import etree
 
 from xesync.lab.tms import booking as rules
-from xesync.lab.tms.codec import (
-    parse_conference,
-    q,
-    render_conference,
-    render_default,
-    render_transaction,
-    sub,
+from xesync.lab.tms.call import Call, Handler, response_element
+from xesync.lab.tms.codec import parse_conference, render_default, sub
+from xesync.lab.tms.listings import (
+    get_conferences_for_systems,
+    get_conferences_for_user,
+    get_recording_aliases,
+    get_transactions_since,
+    get_transactions_since_with_external_id,
 )
-from xesync.lab.tms.model import Booking, Occurrence, TmsUser, Transaction
-from xesync.lab.tms.soap import (
-    BOOKING_NS,
-    Code,
-    Envelope,
-    TmsFault,
-    children,
-    default_ns,
-    first,
-    text,
-)
-from xesync.lab.tms.store import TmsStore
-from xesync.lab.tms.timezones import server_rules
-from xesync.lab.tms.values import BOOKING_MODES, CONFERENCE_STATUSES, parse_time, status_matches
+from xesync.lab.tms.model import Booking, Occurrence
+from xesync.lab.tms.soap import Code, TmsFault, children, first
+from xesync.lab.tms.values import BOOKING_MODES, parse_time
 
-
-@dataclass(slots=True)
-class Call:
-    """One SOAP call being answered."""
-
-    store: TmsStore
-    env: Envelope
-    caller: TmsUser
-    now: datetime
-    client_version: int
-    dial_domain: str
-
-    def invalid(self, message: str) -> TmsFault:
-        """A fault for a request the simulator cannot read ("Unspecified Exception", §10.1)."""
-        return TmsFault(self.store.knobs.code("invalid_request"), message)
-
-    def arg(self, name: str) -> str | None:
-        """The text of a body child."""
-        return text(self.env.body, name)
-
-    def int_arg(self, name: str) -> int:
-        """An integer body child (a missing ``int`` is 0, as ASMX deserialises it)."""
-        raw = self.arg(name)
-        try:
-            return int(raw) if raw else 0
-        except ValueError:
-            raise self.invalid(f"{name} must be an integer") from None
-
-    def conference(
-        self, parent: etree._Element, tag: str, item: Booking, occ: Occurrence | None, **kw: bool
-    ) -> None:
-        """Render a conference for this caller."""
-        render_conference(
-            parent,
-            tag,
-            item,
-            occ,
-            now=self.now,
-            owner=self.store.users.get(item.owner_id),
-            dial_uri=f"{item.numeric_id}@{self.dial_domain}",
-            systems=self.store.systems,
-            client_version=self.client_version,
-            server_rules=server_rules(self.store.knobs.server_time_zone),
-            transaction_id_api=self.store.knobs.transaction_id_api,
-            **kw,
-        )
-
-
-Handler = Callable[[Call], "etree._Element"]  # noqa: SLF001 - lxml names its element type so
-
-
-def response_element(op: str, ns: str = BOOKING_NS) -> etree._Element:
-    """An empty ``<Op>Response`` with ``ns`` as the default namespace."""
-    return etree.Element(q(f"{op}Response", ns), nsmap=default_ns(ns))
+# The server and the Remote Setup service import the call context from here, as before the split.
+__all__ = ["BOOKING", "Call", "Handler", "response_element"]
 
 
 def _mode(call: Call) -> str:
@@ -267,74 +206,6 @@ def get_conference_id_by_external_id(call: Call) -> etree._Element:
     return out
 
 
-def _window(call: Call) -> tuple[datetime, datetime, str]:
-    try:
-        start = parse_time(call.arg("StartTime") or "")
-        end = parse_time(call.arg("EndTime") or "")
-    except ValueError:
-        raise call.invalid("StartTime and EndTime must be xs:dateTime values") from None
-    return start, end, _window_status(call)
-
-
-def _window_status(call: Call) -> str:
-    wanted = call.arg("ConferenceStatus") or "All"
-    if wanted not in CONFERENCE_STATUSES:
-        raise call.invalid(f"ConferenceStatus must be one of {', '.join(CONFERENCE_STATUSES)}")
-    return wanted
-
-
-def _listing(call: Call, op: str, keep: Callable[[Booking], bool]) -> etree._Element:
-    start, end, wanted = _window(call)
-    out = response_element(op)
-    result = sub(out, f"{op}Result")
-    sittings = [
-        (item, occ)
-        for item in call.store.bookings.values()
-        if keep(item)
-        for occ in item.occurrences
-        if occ.start < end
-        and start < occ.effective_end
-        and status_matches(wanted, item.status(occ, call.now))
-    ]
-    for item, occ in sorted(sittings, key=lambda pair: (pair[1].start, pair[1].conference_id)):
-        call.conference(result, "Conference", item, occ if item.recurrent else None, summary=True)
-    return out
-
-
-def get_conferences_for_systems(call: Call) -> etree._Element:
-    """``GetConferencesForSystems``: summaries of the sittings in the window on these systems.
-
-    Without ``SystemIds`` or without ``StartTime``/``EndTime`` the ``for_systems_without_args`` knob
-    decides: a fault, or ASMX's defaults (no systems; ``DateTime.MinValue``), i.e. an empty list.
-    """
-    op = "GetConferencesForSystems"
-    wanted: set[int] = set()
-    for element in children(call.env.body, "SystemIds"):
-        try:
-            wanted.add(int((element.text or "").strip()))
-        except ValueError:
-            raise call.invalid("SystemIds must be integers") from None
-    missing = not wanted or not call.arg("StartTime") or not call.arg("EndTime")
-    if missing and call.store.knobs.for_systems_without_args == "asmx_defaults":
-        _window_status(call)
-        out = response_element(op)
-        sub(out, f"{op}Result")
-        return out
-    if missing:
-        raise call.invalid("GetConferencesForSystems needs SystemIds, StartTime and EndTime")
-    return _listing(call, op, lambda b: bool(wanted & set(b.systems())))
-
-
-def get_conferences_for_user(call: Call) -> etree._Element:
-    """``GetConferencesForUser``: created or owned by the user; an empty name means the caller."""
-    name = call.arg("UserName")
-    user = call.store.user_by_name(name) if name else call.caller
-    if user is None:
-        raise TmsFault(Code.ERR_USER_NOT_FOUND, f"User {name!r} does not exist.")
-    uid = user.user_id
-    return _listing(call, "GetConferencesForUser", lambda b: uid in (b.owner_id, b.created_by))
-
-
 def _void(op: str) -> etree._Element:
     return response_element(op)
 
@@ -378,39 +249,6 @@ def end_conference_by_external_id(call: Call) -> etree._Element:
     item, occ = _external(call)
     rules.end(call.store, occ.conference_id if occ else item.booking_id, call.caller, call.now)
     return _void("EndConferenceByExternalId")
-
-
-def _transactions(call: Call, op: str, *, with_external: bool) -> etree._Element:
-    since = call.int_arg("CurrentTransactionId")
-    page, incomplete = call.store.transactions_since(since)
-    out = response_element(op)
-    result = sub(out, f"{op}Result")
-    for tx in page:
-        render_transaction(result, tx, with_external=with_external)
-    if incomplete:
-        last = page[-1].transaction_id
-        marker = Transaction(
-            transaction_id=last, conference_id=0, kind="ListIncomplete", performed_by=0, participant_ids=""
-        )
-        render_transaction(result, marker, with_external=False)
-    return out
-
-
-def get_transactions_since(call: Call) -> etree._Element:
-    """``GetTransactionsSince``: after the id (exclusive), paged with a trailing ``ListIncomplete``."""
-    return _transactions(call, "GetTransactionsSince", with_external=False)
-
-
-def get_transactions_since_with_external_id(call: Call) -> etree._Element:
-    """``GetTransactionsSinceWithExternalId`` (shape [unconfirmed], see ``render_transaction``)."""
-    return _transactions(call, "GetTransactionsSinceWithExternalId", with_external=True)
-
-
-def get_recording_aliases(call: Call) -> etree._Element:  # noqa: ARG001 - uniform signature
-    """``GetRecordingAliases``: the lab has no recording devices."""
-    out = response_element("GetRecordingAliases")
-    sub(out, "GetRecordingAliasesResult")
-    return out
 
 
 BOOKING: dict[str, Handler] = {
