@@ -1,87 +1,26 @@
 """Items as EWS XML: only the requested properties, in schema order, in safe formats.
 
-The shape is ``IdOnly`` plus ``AdditionalProperties`` (what exchangelib sends), or ``Default`` /
-``AllProperties``. Datetimes come from :func:`fmt_dt` (no fractions, trap 1), every ``Body`` carries
-``BodyType`` (trap 2), and ``ModifiedOccurrences``/``DeletedOccurrences`` are left out when empty
-(exchangelib then reads ``None``, as from a real server, trap 18).
+What is requested is a :class:`Shape` (:mod:`xesync.lab.ews.shape`, re-exported here with
+``ExtendedRequest`` and the ``PSETID_Meeting`` names). Datetimes come from :func:`fmt_dt` (no
+fractions, trap 1), every ``Body`` carries ``BodyType`` (trap 2), and ``ModifiedOccurrences``/
+``DeletedOccurrences`` are left out when empty (exchangelib then reads ``None``, as from a real
+server, trap 18).
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from xesync.lab.ews.calendar import Occurrence, global_object_id, occurrences
 from xesync.lab.ews.recurrence import write_recurrence
+from xesync.lab.ews.shape import GOID_PROPS, MEETING_SET, ExtendedRequest, Shape
 from xesync.lab.ews.store import Attendee, Item, Person, Store, folder_id
 from xesync.lab.ews.xml import Element, fmt_bool, fmt_dt, sub, t
 
-# PSETID_Meeting extended properties xesync may ask for (ews.md §1.6, §3.8).
-MEETING_SET = "Meeting"
-GOID_PROPS = {"3": "GlobalObjectId", "35": "CleanGlobalObjectId"}
-
-DEFAULT_FIELDS = frozenset(
-    {
-        "item:ParentFolderId",
-        "item:ItemClass",
-        "item:Subject",
-        "item:Sensitivity",
-        "item:Body",
-        "item:DateTimeCreated",
-        "item:LastModifiedTime",
-        "calendar:UID",
-        "calendar:Start",
-        "calendar:End",
-        "calendar:IsAllDayEvent",
-        "calendar:LegacyFreeBusyStatus",
-        "calendar:Location",
-        "calendar:IsMeeting",
-        "calendar:IsCancelled",
-        "calendar:IsRecurring",
-        "calendar:CalendarItemType",
-        "calendar:MyResponseType",
-        "calendar:Organizer",
-        "calendar:RequiredAttendees",
-        "calendar:OptionalAttendees",
-        "calendar:Resources",
-        "message:Sender",
-        "message:ToRecipients",
-        "message:IsRead",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendedRequest:
-    """One requested ``t:ExtendedFieldURI``."""
-
-    set_id: str | None
-    prop_tag: str | None
-    prop_id: str | None
-    prop_name: str | None
-    prop_type: str
-
-    def key(self) -> tuple[str, str, str]:
-        """The store's key for this property."""
-        ident = self.prop_id or self.prop_name or self.prop_tag or ""
-        return (self.set_id or "", ident, self.prop_type)
-
-
-@dataclass(slots=True)
-class Shape:
-    """What to render: field URIs (``None`` = the default set) and extended properties."""
-
-    fields: frozenset[str] | None = None
-    extended: list[ExtendedRequest] = field(default_factory=list)
-    id_only: bool = True
-
-    def wants(self, uri: str) -> bool:
-        """Whether ``uri`` was asked for."""
-        if self.fields is not None and uri in self.fields:
-            return True
-        return not self.id_only and self.fields is None and uri in DEFAULT_FIELDS
+# The operations and the request parser import the shape from here, as before the split.
+__all__ = ["GOID_PROPS", "MEETING_SET", "ExtendedRequest", "Shape", "mailbox_el", "render"]
 
 
 def mailbox_el(parent: Element, tag: str, person: Person) -> Element:
