@@ -13,7 +13,7 @@ import requests
 
 from xesync.lab.base import ControlError
 from xesync.lab.clock import LabClock
-from xesync.lab.cms import CmsSimulator, ldapsync
+from xesync.lab.cms import CmsSimulator, ldap_search, ldapsync
 from xesync.lab.fixture import load_fixture
 from xesync.lab.http import LabRequest
 from xesync.lab.runtime import Lab
@@ -63,7 +63,7 @@ def test_unreachable_directory_is_an_ldap_error():
 def test_ad_object_guid_bytes_become_a_guid():
     """A binary objectGUID is rendered as the GUID string ownerAdGuid uses."""
     guid = uuid.uuid4()
-    assert ldapsync._normalise({"objectGUID": [guid.bytes_le]}) == {"objectguid": [str(guid)]}
+    assert ldap_search._normalise({"objectGUID": [guid.bytes_le]}) == {"objectguid": [str(guid)]}
 
 
 def test_entry_without_a_jid_is_skipped():
