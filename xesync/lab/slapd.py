@@ -6,10 +6,10 @@ process, and is stopped by its own PID. It runs with ``-d none`` rather than ``-
 in the foreground, but only ``none`` (uncategorised messages) prints why a start failed, e.g. a config
 error or a port in use, and it stays silent while serving.
 
-The LDIF is loaded over the wire with ldap3 adds, so the ``memberof`` overlay sees every add; groups
-are added after their members. With ``ldaps=True`` the server also listens on ``ldaps://`` and offers
-StartTLS with a self-signed certificate; :attr:`SlapdServer.ca_file` is that certificate. The
-installed files, the ``slapd.conf`` (database, overlays, access rules) and the certificate come from
+The LDIF is loaded over the wire by :mod:`xesync.lab.slapd_seed`, so the ``memberof`` overlay sees
+every add. With ``ldaps=True`` the server also listens on ``ldaps://`` and offers StartTLS with a
+self-signed certificate; :attr:`SlapdServer.ca_file` is that certificate. The installed files, the
+``slapd.conf`` (database, overlays, access rules) and the certificate come from
 :mod:`xesync.lab.slapd_config`, which owns :class:`SlapdError` and :func:`find_slapd` (re-exported here).
 """
 
@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import ldap3
 import structlog
@@ -36,7 +36,7 @@ from ldap3.core.exceptions import LDAPException
 
 from xesync import events
 from xesync.lab.http import check_loopback
-from xesync.lab.ldif import OPERATIONAL, LdifEntry, normalise_dn, read_ldif
+from xesync.lab.ldif import LdifEntry, normalise_dn, read_ldif
 from xesync.lab.slapd_config import (
     AD_SCHEMA,
     DATA,
@@ -48,6 +48,7 @@ from xesync.lab.slapd_config import (
     make_certificate,
     render_config,
 )
+from xesync.lab.slapd_seed import seed
 
 log = structlog.get_logger(__name__)
 
@@ -309,25 +310,10 @@ class SlapdServer:
         return conn
 
     def _load(self, entries: list[LdifEntry]) -> None:
-        """Add the entries over the wire: parents first, then groups after their member groups."""
+        """Add the entries over the wire (see :mod:`xesync.lab.slapd_seed`)."""
         conn = self.connection()
         try:
-            plain, groups, touches = _load_order(entries)
-            for entry in [*plain, *groups]:
-                try:
-                    conn.add(entry.dn, attributes=_wire_attributes(entry))
-                except LDAPException as exc:
-                    raise SlapdError(f"{self.ldif}: adding {entry.dn!r} failed: {exc}") from None
-            # A group in a cycle was added before a group it contains; re-adding those members lets
-            # the memberof overlay mark them now that they exist.
-            for dn, members in touches:
-                changes: dict[str, Any] = {
-                    "member": [(ldap3.MODIFY_DELETE, members), (ldap3.MODIFY_ADD, members)]
-                }
-                try:
-                    conn.modify(dn, changes)
-                except LDAPException as exc:
-                    raise SlapdError(f"{self.ldif}: completing group {dn!r} failed: {exc}") from None
+            seed(conn, entries, self.ldif)
         finally:
             conn.unbind()
 
@@ -342,53 +328,6 @@ class SlapdServer:
 
 
 # -------------------------------------------------------------------------------------- helpers
-
-
-def _load_order(
-    entries: list[LdifEntry],
-) -> tuple[list[LdifEntry], list[LdifEntry], list[tuple[str, list[str]]]]:
-    """Entries without ``member`` (parents first), groups (member groups first), and cycle repairs."""
-    depth = {id(e): len(normalise_dn(e.dn).split(",")) for e in entries}
-    plain = sorted((e for e in entries if not e.values("member")), key=lambda e: depth[id(e)])
-    pending = sorted((e for e in entries if e.values("member")), key=lambda e: depth[id(e)])
-    group_keys = {normalise_dn(e.dn) for e in pending}
-    added: set[str] = set()
-    ordered: list[LdifEntry] = []
-    touches: list[tuple[str, list[str]]] = []
-    while pending:
-        ready = next(
-            (
-                g
-                for g in pending
-                if all(
-                    normalise_dn(m) in added or normalise_dn(m) not in group_keys for m in g.text("member")
-                )
-            ),
-            pending[0],  # a cycle: add one group now and repair its later members afterwards
-        )
-        late = [m for m in ready.text("member") if normalise_dn(m) in group_keys - added]
-        if late:
-            touches.append((ready.dn, late))
-        pending.remove(ready)
-        added.add(normalise_dn(ready.dn))
-        ordered.append(ready)
-    return plain, ordered, touches
-
-
-def _wire_attributes(entry: LdifEntry) -> dict[str, list[bytes | str]]:
-    out: dict[str, list[bytes | str]] = {}
-    for name, values in entry.attributes.items():
-        if name.lower() in OPERATIONAL:
-            continue
-        # Text goes as text, so that ldap3 encodes it the way slapd's syntax checks expect.
-        decoded: list[bytes | str] = []
-        for raw in values:
-            try:
-                decoded.append(raw.decode("utf-8"))
-            except UnicodeDecodeError:
-                decoded.append(raw)
-        out[name] = decoded
-    return out
 
 
 def _die_with_parent() -> Callable[[], None] | None:
