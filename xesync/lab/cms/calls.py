@@ -3,7 +3,9 @@
 ``POST /calls coSpace=<id>`` instantiates a space: the call takes the space's name, gets a fresh
 ``callCorrelator``, and the licence engine assigns its licence at that moment. TMS then dials the rooms
 with ``POST /calls/<id>/callLegs remoteParty=…`` and ends the meeting with ``DELETE /calls/<id>``.
-The control API joins participants (with or without a user JID) through the same functions.
+The control API joins participants (with or without a user JID) through the same functions. What
+these objects accept and how GET shows them (their Kinds and documents) is in
+:mod:`xesync.lab.cms.call_docs`.
 """
 
 from __future__ import annotations
@@ -12,67 +14,15 @@ import structlog
 
 from xesync import events
 from xesync.lab.cms import licensing
+from xesync.lab.cms.call_docs import CALL, LEG, call_fields, leg_fields, num_legs, participant_fields
 from xesync.lab.cms.config_api import apply_values
 from xesync.lab.cms.routing import ID, Req, Route, location, page_of, text_filter
-from xesync.lab.cms.schema import CALL_LEG_PROFILE, LAYOUTS, Field, Kind, coerce_params
+from xesync.lab.cms.schema import coerce_params
 from xesync.lab.cms.state import Call, CallLeg, CmsState, Grant, Obj, Participant, new_id
-from xesync.lab.cms.wire import CmsFailure, Fields, Value, as_bool, empty_ok, object_doc, parameter_error
+from xesync.lab.cms.wire import CmsFailure, as_bool, empty_ok, object_doc, parameter_error
 from xesync.lab.http import LabResponse
 
 log = structlog.get_logger(__name__)
-
-CALL = Kind(
-    "calls",
-    "call",
-    (
-        Field("coSpace", "ref", ref="coSpaces", writable=False),
-        Field("name", writable=False),
-        Field("locked", "bool"),
-        Field("recording", "bool"),
-        Field("streaming", "bool"),
-        Field("allowAllMuteSelf", "bool"),
-        Field("allowAllPresentationContribution", "bool"),
-        Field("joinAudioMuteOverride", "bool"),
-        Field("messageText"),
-        Field("messagePosition", "enum", choices=("top", "middle", "bottom")),
-        Field("messageDuration"),
-        Field("activeWhenEmpty", "bool", since="2.2"),
-        Field("panePlacementHighestImportance", "int", since="2.4"),
-        Field("panePlacementSelfPaneMode", "enum", choices=("skip", "self", "blank"), since="2.7"),
-    ),
-    "callDoesNotExist",
-    documented_prefixes=("panePlacement",),
-)
-# What a call shows for a setting never written (cms-api.md §2.4 lists the fields; the values of an
-# untouched call are [unconfirmed]: off, no message, middle position, no duration).
-CALL_DEFAULTS = {
-    "recording": "false",
-    "streaming": "false",
-    "allowAllMuteSelf": "false",
-    "allowAllPresentationContribution": "false",
-    "joinAudioMuteOverride": "false",
-    "messageText": "",
-    "messagePosition": "middle",
-    "messageDuration": "0",
-}
-
-LEG = Kind(
-    "callLegs",
-    "callLeg",
-    (
-        Field("remoteParty", required=True, writable=False),
-        Field("name"),
-        Field("bandwidth", "int"),
-        Field("confirmation", "bool"),
-        Field("ownerId"),
-        Field("chosenLayout", "enum", choices=LAYOUTS),
-        Field("callLegProfile", "ref", ref="callLegProfiles"),
-        Field("dtmfSequence"),
-        *CALL_LEG_PROFILE.fields,
-    ),
-    "callLegDoesNotExist",
-)
-LEG_TOP_LEVEL = {"remoteParty", "name", "ownerId", "callLegProfile"}
 
 
 # ---------------------------------------------------------------------------------- lifecycle
@@ -170,7 +120,7 @@ def join(
     state.participants[participant.id] = participant
     state.legs[leg.id] = leg
     call.participants.append(participant.id)
-    call.max_legs = max(call.max_legs, _num_legs(state, call))
+    call.max_legs = max(call.max_legs, num_legs(state, call))
     state.legs_max_active = max(state.legs_max_active, len(state.legs))
     if user_jid:
         licensing.on_member_joined(state, call, now)
@@ -198,126 +148,12 @@ def _drop_participant(state: CmsState, participant_id: str) -> None:
         call.participants.remove(participant_id)
 
 
-def _num_legs(state: CmsState, call: Call) -> int:
-    return sum(len(state.participants[p].legs) for p in call.participants if p in state.participants)
-
-
 def get_call(state: CmsState, call_id: str) -> Call:
     """An active call or 404 ``callDoesNotExist``."""
     call = state.calls.get(call_id)
     if call is None:
         raise CmsFailure(404, "callDoesNotExist")
     return call
-
-
-# ---------------------------------------------------------------------------------- rendering
-
-
-def owner_name(state: CmsState, call: Call) -> str | None:
-    """``ownerName``: the space's meetingScheduler, else the owner's name, else the owner's JID."""
-    space = state.spaces.get(call.cospace) if call.cospace else None
-    if space is None:
-        return None
-    if space.values.get("meetingScheduler"):
-        return space.values["meetingScheduler"]
-    owner = state.owner_of(space)
-    if owner is not None:
-        return owner.name or owner.jid
-    return space.values.get("ownerJid")
-
-
-def call_fields(state: CmsState, call: Call, *, in_list: bool) -> Fields:
-    """A call as GET shows it."""
-    if in_list:
-        return [
-            ("name", call.name),
-            ("coSpace", call.cospace),
-            ("callCorrelator", call.correlator),
-            ("tenant", call.tenant),
-        ]
-    knobs = state.knobs
-    flags = {
-        s.name: call.values.get(s.name, CALL_DEFAULTS.get(s.name))
-        for s in CALL.fields[2:]
-        if s.exists_in(knobs)
-    }
-    if knobs.at_least("2.2"):
-        flags["activeWhenEmpty"] = call.values.get("activeWhenEmpty", "true")
-    return [
-        ("coSpace", call.cospace),
-        ("callCorrelator", call.correlator),
-        ("callType", ("coSpace" if call.cospace else "adHoc") if knobs.at_least("2.3") else None),
-        ("tenant", call.tenant),
-        ("durationSeconds", int((state.now() - call.started).total_seconds())),
-        ("name", call.name),
-        ("numCallLegs", _num_legs(state, call)),
-        ("maxCallLegs", call.max_legs),
-        ("numParticipantsLocal", len(call.participants)),
-        ("numParticipantsRemote", 0),
-        ("numDistributedInstances", 0),
-        ("locked", flags.pop("locked", None) or "false"),
-        *flags.items(),
-        ("endpointRecording", False),
-        ("lyncAudienceMute", False),
-        ("ownerName", owner_name(state, call) if knobs.at_least("2.2") else None),
-    ]
-
-
-def leg_fields(state: CmsState, leg: CallLeg, *, in_list: bool) -> Fields:
-    """A call leg; per-leg profile overrides appear under ``configuration``."""
-    call = state.calls.get(leg.call)
-    head: list[tuple[str, Value]] = [
-        ("name", leg.name),  # always present, empty for a leg without a name
-        ("remoteParty", leg.remote_party),
-        ("originalRemoteParty", leg.remote_party),
-        ("call", leg.call),
-        ("tenant", call.tenant if call else None),
-    ]
-    if in_list:
-        return head
-    config = [(k, v) for k, v in leg.values.items() if k not in LEG_TOP_LEVEL]
-    return [
-        *head,
-        ("ownerId", leg.values.get("ownerId")),
-        ("localAddress", f"{leg.id[:8]}@lab-cms"),
-        ("type", "sip"),
-        ("direction", leg.direction),
-        ("canMove", True),
-        ("configuration", config),  # always present, empty without per-leg overrides
-        (
-            "status",
-            [
-                ("state", "connected"),
-                ("durationSeconds", int((state.now() - leg.started).total_seconds())),
-                ("direction", leg.direction),
-                ("encryptedMedia", False),
-            ],
-        ),
-    ]
-
-
-def participant_fields(state: CmsState, participant: Participant, *, in_list: bool) -> Fields:
-    """A participant; ``userJid`` only for logged-in CMS users (never for SIP room systems)."""
-    call = state.calls.get(participant.call)
-    head: list[tuple[str, Value]] = [
-        ("name", participant.name),
-        ("call", participant.call),
-        ("tenant", call.tenant if call else None),
-        ("callBridge", next(iter(state.call_bridges), None)),
-    ]
-    if in_list:
-        return head
-    return [
-        *head,
-        ("uri", participant.uri),
-        ("originalUri", participant.uri),
-        ("numCallLegs", len(participant.legs)),
-        ("isActivator", participant.activator),
-        ("canMove", True),
-        ("status", [("state", "connected")]),
-        ("configuration", [("importance", 0)]),
-        ("userJid", participant.user_jid),
-    ]
 
 
 # ---------------------------------------------------------------------------------- handlers
