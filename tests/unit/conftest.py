@@ -1,9 +1,14 @@
-"""Fixtures shared by the unit tests: the engine over the port fakes (tests/engine_kit.py)."""
+"""Fixtures shared by the unit tests: the engine over the port fakes (tests/engine_kit.py), and a state
+store path in a fresh directory with a store open on it (test_store*.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from engine_kit import Kit
+
+from xesync.store import Store
 
 
 @pytest.fixture
@@ -12,3 +17,14 @@ def kit(tmp_path):
     k = Kit(tmp_path)
     yield k
     k.close()
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "state" / "xesync.db"
+
+
+@pytest.fixture
+def state_store(db):
+    with Store.open(db) as opened:
+        yield opened
