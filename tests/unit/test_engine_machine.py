@@ -27,9 +27,8 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from engine_kit import BERGEN, NOW, OSLO, ROOMS, Crash, Kit, cancelled_occurrence, meeting, moved, weekly
-from fakes import FakeBookingSink
+from engine_kit import NOW, ROOMS, Crash, Kit, cancelled_occurrence, meeting, moved
+from engine_machine_kit import POLICY, SYSTEM, CalendarSink, Meeting, series_at, shift_series
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -37,74 +36,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from xesync import dialin
 from xesync.actions import Policy
 from xesync.config.model import UnknownOrganiser
-from xesync.meetings import ConferenceRequest, Occurrence, Response, RoomItem, SavedConference, external_key
+from xesync.meetings import Response, external_key
 from xesync.model import BookingStatus, TmsState
 
 ROOM_KEYS = tuple(r.key for r in ROOMS)
-SYSTEM = {r.key: r.system_id for r in ROOMS}
 ORGANISERS = ("alice@lab.example", "bob@lab.example", "carol@partner.example")
 TMS_USER = {"alice@lab.example": "LAB\\alice", "bob@lab.example": "LAB\\bob"}
 SERVICE_USER = "LAB\\svc-tms"
-# Small enough that two cancellations in one room's pass trip the fuse when the room has few bookings.
-POLICY = Policy(mass_cancel_min=2, mass_cancel_max_share=0.5)
 _FUTURE = (BookingStatus.BOOKED, BookingStatus.DEFECTIVE, BookingStatus.PENDING)
-
-
-class CalendarSink(FakeBookingSink):
-    """The fake TMS, where a busy system conflicts only where it is not already booked by this conference.
-
-    A system another booking holds cannot also be held by our conference at the same time (strict
-    mode refuses overlaps), so a save that keeps a system at the slot it already holds never conflicts.
-    """
-
-    def save(self, request: ConferenceRequest) -> SavedConference:
-        existing = self.conferences.get(request.external_key)
-        same_slot = existing is not None and (
-            (existing.request.start, existing.request.end, existing.request.recurrence)
-            == (request.start, request.end, request.recurrence)
-        )
-        held = set(existing.saved.system_ids) if existing is not None and same_slot else set()
-        busy, self.busy = self.busy, self.busy - held
-        try:
-            return super().save(request)
-        finally:
-            self.busy = busy
-
-
-@dataclasses.dataclass
-class Meeting:
-    """The organiser's view of one meeting: what every invited room's copy should show."""
-
-    uid: str
-    organiser: str
-    base: RoomItem  # the copy's content, room-independent fields only
-    rooms: set[str]  # the rooms invited (a room that declined is still invited; an update re-sends)
-    cancelled: bool = False
-
-
-def _series(uid: str, organiser: str, hour: int, weeks: int) -> RoomItem:
-    item = weekly(uid, organiser=organiser, weeks=weeks)
-    return _shift_series(item, hour)
-
-
-def _shift_series(item: RoomItem, hour: int) -> RoomItem:
-    """The series at ``hour`` UTC on the same days, its exceptions dropped (as Outlook does)."""
-    first = item.occurrences[0].recurrence_id if item.occurrences else item.start
-    first = min([first, *item.deleted_occurrences])
-    by = first.replace(hour=hour) - first
-    weeks = len(item.occurrences) + len(item.deleted_occurrences)
-    start = first + by
-    occurrences = tuple(
-        Occurrence(
-            recurrence_id=start + timedelta(weeks=i),
-            start=start + timedelta(weeks=i),
-            end=start + timedelta(weeks=i, hours=1),
-        )
-        for i in range(weeks)
-    )
-    return dataclasses.replace(
-        item, start=start, end=start + timedelta(hours=1), occurrences=occurrences, deleted_occurrences=()
-    )
 
 
 class EngineMachine(RuleBasedStateMachine):
@@ -235,7 +174,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.next_uid += 1
         uid = f"M{self.next_uid:03d}"
         if series:
-            base = _series(uid, organiser, hour, weeks=4)
+            base = series_at(uid, organiser, hour, weeks=4)
         else:
             start = NOW.replace(hour=hour) + timedelta(days=day)
             base = meeting(uid, organiser=organiser, start=start)
@@ -250,7 +189,7 @@ class EngineMachine(RuleBasedStateMachine):
         """The organiser moves the meeting (a series to another hour, its exceptions dropped)."""
         m = self.meetings[data.draw(st.sampled_from(self._live()))]
         if m.base.recurrence is not None:
-            m.base = _shift_series(m.base, hour)
+            m.base = shift_series(m.base, hour)
         else:
             start = m.base.start.replace(hour=hour)
             m.base = dataclasses.replace(m.base, start=start, end=start + (m.base.end - m.base.start))
@@ -439,90 +378,3 @@ EngineMachine.TestCase.settings = settings(
     deadline=None,
 )
 TestEngineMachine = EngineMachine.TestCase
-
-
-# -- the engine bugs the machine found, each as its smallest example --------------------------------------
-
-
-@pytest.fixture
-def kit(tmp_path):
-    k = Kit(tmp_path)
-    k.engine = k.make_engine(max_workers=1)  # rooms in configuration order: each example replays alike
-    yield k
-    k.close()
-
-
-def test_the_pass_after_a_room_is_declined_alone_writes_nothing(kit):
-    """When TMS refuses one room of a two-room meeting, the pass reading back the decline writes nothing."""
-    kit.sink.busy = {SYSTEM[OSLO]}
-    kit.source.put(meeting("X1", room=OSLO))
-    kit.source.put(meeting("X1", room=BERGEN))
-    kit.sync()
-    [conf] = kit.sink.conferences.values()
-    assert conf.saved.system_ids == (SYSTEM[BERGEN],)
-    assert kit.source.copy(OSLO, "X1") is None  # declined
-    tms, ews = kit.sink.writes, kit.source.writes
-    kit.sync()
-    assert (kit.sink.writes, kit.source.writes) == (tms, ews)
-
-
-def test_a_cancelled_copy_read_again_stays_cancelled_and_out_of_the_conference(kit):
-    """A cancelled room copy read again keeps its record cancelled, and the room does not rejoin."""
-    kit.source.put(meeting("X2", room=OSLO))
-    kit.sync(OSLO)
-    kit.source.put(dataclasses.replace(kit.source.copy(OSLO, "X2"), cancelled=True))
-    kit.sync(OSLO)
-    assert kit.sink.conferences == {}
-    kit.source.put(kit.source.copy(OSLO, "X2"))  # a changekey bump on the cancelled copy
-    kit.sync(OSLO)
-    assert kit.store.record(OSLO, "X2").status is BookingStatus.CANCELLED
-    kit.source.put(meeting("X2", room=BERGEN))
-    kit.sync(BERGEN)
-    [conf] = kit.sink.conferences.values()
-    assert conf.saved.system_ids == (SYSTEM[BERGEN],)
-
-
-def test_a_cancel_after_a_crash_between_the_tms_save_and_the_store_write_deletes_the_conference(kit):
-    """Killed right after the TMS save, then the meeting is cancelled: the next run deletes the conference."""
-    kit.source.put(meeting("X3"))
-    crash = Crash(kit, after=1)
-    with pytest.raises(KeyboardInterrupt):
-        kit.sync(OSLO)
-    crash.undo()
-    assert len(kit.sink.conferences) == 1
-    kit.engine = kit.make_engine()
-    kit.source.put(dataclasses.replace(kit.source.copy(OSLO, "X3"), cancelled=True))
-    kit.sync(OSLO)
-    assert kit.sink.conferences == {}
-
-
-def test_declining_one_room_does_not_mail_the_confirmation_of_another_again(kit):
-    """A room TMS refuses is declined without the other room's next pass mailing its confirmation again."""
-    kit.sink.busy = {SYSTEM[BERGEN]}
-    kit.source.put(meeting("X4", room=OSLO))
-    kit.source.put(meeting("X4", room=BERGEN))
-    kit.sync()
-    assert kit.source.copy(OSLO, "X4").response is Response.ACCEPT
-    assert kit.source.copy(BERGEN, "X4") is None  # declined alone
-    ews = kit.source.writes
-    kit.sync()
-    assert kit.source.writes == ews
-    assert kit.source.outbox == []  # the confirmation rode on Oslo's accept
-
-
-def test_cancellations_the_fuse_refused_wait_for_force_cancel_on_the_next_pass(tmp_path):
-    """Cancellations the fuse refused stay refused on the next pass, though the held pass booked new ones."""
-    kit = Kit(tmp_path, policy=POLICY)
-    kit.engine = kit.make_engine(max_workers=1)
-    for day, uid in enumerate(("F1", "F2"), start=1):
-        kit.source.put(meeting(uid, room=OSLO, start=NOW + timedelta(days=day)))
-    kit.sync(OSLO)
-    for uid in ("F1", "F2"):
-        kit.source.put(dataclasses.replace(kit.source.copy(OSLO, uid), cancelled=True))
-    for day, uid in enumerate(("F3", "F4"), start=3):
-        kit.source.put(meeting(uid, room=OSLO, start=NOW + timedelta(days=day)))
-    assert kit.sync(OSLO).failed_rooms == [OSLO]  # 2 of 2 future bookings: refused
-    assert len(kit.sink.conferences) == 4
-    assert kit.sync(OSLO).failed_rooms == [OSLO]  # nothing changed: still refused
-    assert {external_key("F1"), external_key("F2")} <= set(kit.sink.conferences)
-    kit.close()
