@@ -1,4 +1,7 @@
-"""The rules of xesync.licence, table-driven: prediction at booking, verdict at start, dial-in parsing."""
+"""The rules of xesync.licence and xesync.cms_facts, table-driven: the verdict at start, dial-in parsing.
+
+The prediction at booking is in test_licence_prediction.py; the people are in tests/licence_people.py.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +9,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from licence_people import ALICE, ALICE_CMS, CAROL, CAROL_CMS, ERIN, GUID
 
 from xesync.cms_facts import (
     CmsCall,
     CmsSpace,
-    CmsUser,
     LicensingSnapshot,
     MeetingOnCms,
     PersonalLicenceUse,
     SpaceMatch,
     dial_in,
 )
-from xesync.directory import NotInDirectory, Person
-from xesync.licence import Licence, OwnerFixup, StartFacts, decide, owner_is_organiser, predict
+from xesync.licence import OwnerFixup, StartFacts, decide, owner_is_organiser
 from xesync.model import LicenceVerdict
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-GUID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
-
-
-def person(name: str, *, pmp: bool) -> Person:
-    return Person(
-        dn=f"uid={name},ou=people,dc=lab,dc=example",
-        username=name,
-        tms_username=f"LAB\\{name}",
-        display_name=name.title(),
-        first_name=name.title(),
-        last_name="Example",
-        email=f"{name}@lab.example",
-        addresses=frozenset({f"{name}@lab.example"}),
-        jid=f"{name}@lab.example",
-        guid=GUID if name == "alice" else None,
-        pmp=pmp,
-        pmp_group="cn=cms-pmp,ou=groups,dc=lab,dc=example" if pmp else None,
-    )
-
-
-ALICE = person("alice", pmp=True)
-CAROL = person("carol", pmp=False)
-ERIN = NotInDirectory("erin@partner.example")
-ALICE_CMS = CmsUser(
-    id="u-alice", jid="alice@lab.example", user_profile="p-pmp", profile_from="user", has_license=True
-)
-CAROL_CMS = CmsUser(
-    id="u-carol", jid="carol@lab.example", user_profile="p-smp", profile_from="system", has_license=False
-)
 SPACE = CmsSpace(id="s-1", name="Weekly sync", owner_jid="alice@lab.example", owner_id="u-alice")
 CALL = CmsCall(id="c-1", cospace_id="s-1", name="Weekly sync", started_at=START, bridge="http://cb1/api/v1")
 
@@ -290,96 +263,6 @@ def test_weighted_calls_are_summed_across_bridges():
     assert snap.calls_on_licence(user_id="u-alice", jid="alice@lab.example") == 1
     assert snap.calls_on_licence(user_id="u-bob", jid=None) == 3
     assert snap.calls_on_licence(user_id="u-nobody", jid="nobody@lab.example") == 0
-
-
-@dataclass(frozen=True)
-class PredictionCase:
-    name: str
-    organiser: Person | NotInDirectory
-    user: CmsUser | None
-    checked: bool
-    licence: Licence
-    reason_has: tuple[str, ...]
-    ask_has: tuple[str, ...] | None
-
-
-# Whether CMS was asked at booking.
-ASKED, NOT_ASKED = True, False
-
-PREDICTIONS = [
-    PredictionCase(
-        "PMP+ group and licensed CMS user", ALICE, ALICE_CMS, ASKED, Licence.PMP, ("user level",), None
-    ),
-    PredictionCase(
-        "external organiser",
-        ERIN,
-        None,
-        ASKED,
-        Licence.SMP,
-        ("not in the directory",),
-        ("erin@partner.example", "cn=cms-pmp"),
-    ),
-    PredictionCase(
-        "PMP+ group but not imported into CMS",
-        ALICE,
-        None,
-        ASKED,
-        Licence.SMP,
-        ("no user alice@lab.example",),
-        ("import of alice@lab.example",),
-    ),
-    PredictionCase(
-        "PMP+ group but an unlicensed CMS profile",
-        ALICE,
-        replace(ALICE_CMS, has_license=False, profile_from="system"),
-        ASKED,
-        Licence.SMP,
-        ("system level", "no hasLicense"),
-        ("hasLicense=true",),
-    ),
-    PredictionCase(
-        "outside the group",
-        CAROL,
-        CAROL_CMS,
-        ASKED,
-        Licence.SMP,
-        ("not in cn=cms-pmp",),
-        ("membership of cn=cms-pmp",),
-    ),
-    PredictionCase(
-        "outside the group, not in CMS", CAROL, None, ASKED, Licence.SMP, ("no user carol",), ("membership",)
-    ),
-    PredictionCase(
-        "outside the group but CMS licenses them",
-        CAROL,
-        replace(CAROL_CMS, has_license=True, profile_from="tenant"),
-        ASKED,
-        Licence.PMP,
-        ("tenant level", "directory does not list them"),
-        None,
-    ),
-    PredictionCase(
-        "CMS down, PMP+ group", ALICE, None, NOT_ASKED, Licence.PMP, ("could not be asked",), None
-    ),
-    PredictionCase(
-        "CMS down, outside", CAROL, None, NOT_ASKED, Licence.SMP, ("could not be asked",), ("membership",)
-    ),
-]
-
-
-@pytest.mark.parametrize("case", PREDICTIONS, ids=[c.name for c in PREDICTIONS])
-def test_prediction_table(case):
-    """The prediction follows the CMS profile (the directory if CMS was not asked), with advice for SMP+."""
-    got = predict(case.organiser, case.user, cms_checked=case.checked, pmp_groups=("cn=cms-pmp,ou=groups",))
-    assert got.licence is case.licence
-    for part in case.reason_has:
-        assert part in got.reason
-    if case.ask_has is None:
-        assert got.ask_it is None
-    else:
-        assert got.ask_it is not None
-        for part in case.ask_has:
-            assert part in got.ask_it
 
 
 LAB_INFO = """Title: Weekly sync
