@@ -15,18 +15,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from ldap_lab import LAB_LDIF, PASSWORD, PMP_GROUP
 
 from xesync.adapters.ldap import LdapDirectory, LdapResolver
 from xesync.config import LdapConfig, Secret
 from xesync.lab.ldif_directory import LdifDirectory
 from xesync.lab.slapd import SlapdServer, find_slapd
 
-LAB_LDIF = Path(__file__).resolve().parents[2] / "xesync" / "lab" / "data" / "lab.ldif"
 EXTENDED_LDIF = Path(__file__).resolve().parent / "data" / "extended.ldif"
 BASE_DN = "dc=lab,dc=example"
 BIND_DN = "cn=svc-xesync,ou=service,dc=lab,dc=example"
-PASSWORD = "lab-ldap-secret"
-PMP_GROUP = "cn=cms-pmp,ou=groups,dc=lab,dc=example"
 
 
 def require_slapd() -> None:

@@ -21,10 +21,12 @@ def kit(tmp_path):
 
 @pytest.fixture
 def db(tmp_path) -> Path:
+    """The state store's path in a fresh directory (not created yet)."""
     return tmp_path / "state" / "xesync.db"
 
 
 @pytest.fixture
 def state_store(db):
+    """A state store opened (and migrated) at ``db``, closed after the test."""
     with Store.open(db) as opened:
         yield opened

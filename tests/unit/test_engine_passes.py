@@ -5,17 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from engine_kit import BERGEN, NOW, OSLO, TROMSO, Kit, meeting, weekly
+from engine_kit import BERGEN, NOW, OSLO, TROMSO, meeting, weekly
 
 from xesync import dialin
 from xesync.meetings import Response
-
-
-@pytest.fixture
-def kit(tmp_path):
-    k = Kit(tmp_path)
-    yield k
-    k.close()
 
 
 def rooms_in_dial_in(kit):
