@@ -35,14 +35,12 @@ from xesync.errors import TransientError, XesyncError
 from xesync.executor import RoomOutcome, TmsOutcome
 from xesync.meetings import Response
 from xesync.model import (
-    IN_DOUBT,
     AuditEntry,
     AuditOutcome,
     Booking,
     BookingStatus,
     RoomResponse,
     SyncRecord,
-    TmsState,
 )
 
 
@@ -353,40 +351,3 @@ def audit_entries(
             )
         )
     return out
-
-
-def intent_rows(
-    facts: MeetingFacts, plan: TmsPlan, organiser: str, now: datetime, *, retry_after: timedelta
-) -> tuple[Booking, SyncRecord | None] | None:
-    """The rows that say "a TMS write may land" before it is sent; ``None`` when none is needed.
-
-    A crash (or a timeout) between TMS's answer and our write must not leave TMS holding what the
-    store does not say. Before a first save, a pending booking: a cancel arriving afterwards finds it
-    and deletes by key, and the record's recheck replays the save even if Exchange reports no change.
-    Before a write to a live booking, the booking in doubt (:data:`~xesync.model.IN_DOUBT`): a room
-    that joined may have to leave again, a move may have to be undone, so the next pass saves what
-    the copies then say instead of trusting the booking's rooms and hash. The room's copy is read
-    again anyway: its sync state is stored only after the pass.
-    """
-    if facts.booking is not None and facts.booking.live:
-        if not plan.actions or facts.booking.content_hash == IN_DOUBT:  # every TMS action writes
-            return None
-        return dataclasses.replace(facts.booking, content_hash=IN_DOUBT, updated_at=now), None
-    save = next((a for a in plan.actions if isinstance(a, SaveBooking)), None)
-    if save is None or facts.item is None:
-        return None
-    request, item = save.request, facts.item
-    previous = facts.records.get(facts.room)
-    booking = Booking(
-        uid=facts.uid, external_key=request.external_key, organiser=organiser, rooms=save.rooms,
-        subject=request.title, start=request.start, end=request.end, content_hash=plan.content_hash,
-        request=request, state=TmsState.PENDING, updated_at=now,
-        notified_hash=facts.booking.notified_hash if facts.booking else None,
-    )  # fmt: skip
-    record = SyncRecord(
-        room=facts.room, uid=facts.uid, item_id=item.item_id, change_key=item.change_key, content_hash="",
-        status=BookingStatus.PENDING, organiser=item.organiser, start=item.start, end=item.end,
-        subject=item.subject, updated_at=now, recheck_at=now + retry_after,
-        response=previous.response if previous is not None else RoomResponse.NONE,
-    )  # fmt: skip
-    return booking, record

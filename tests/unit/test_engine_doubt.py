@@ -67,6 +67,23 @@ def test_a_room_dropped_after_its_join_was_lost_leaves_the_conference(kit):
     assert kit.store.record(TROMSO, "D1").status is BookingStatus.CANCELLED
 
 
+def test_a_room_whose_copy_vanished_after_its_join_was_lost_leaves_the_conference(kit):
+    """The save adding Tromsø lands, the process dies, Tromsø's copy is deleted: TMS loses Tromsø.
+
+    Tromsø's pass learns of a deleted item only through a record: the join wrote a pending one first.
+    """
+    kit.source.put(meeting("D1b", room=OSLO))
+    kit.source.put(meeting("D1b", room=TROMSO))
+    crash_after(kit, 4)
+    assert kit.store.record(TROMSO, "D1b").status is BookingStatus.PENDING
+    kit.source.remove(TROMSO, kit.source.copy(TROMSO, "D1b").item_id)
+    # Another meeting keeps Tromsø's calendar from looking suddenly empty to the fuse.
+    kit.source.put(meeting("D1c", room=TROMSO, start=NOW + timedelta(days=2)))
+    kit.sync()
+    assert conference(kit, "D1b").system_ids == (SYSTEM[OSLO],)
+    assert kit.store.booking("D1b").rooms == (OSLO,)
+
+
 def test_a_room_added_back_after_its_leave_was_lost_joins_again(kit):
     """The save dropping Tromsø lands, the process dies, Tromsø is invited again: TMS books it again."""
     kit.source.put(meeting("D2", room=OSLO))
