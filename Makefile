@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest system-deps venv demo clean
+.PHONY: test lint typecheck pytest system-deps venv demo clean soak bench
 
 venv: $(STAMP)
 
@@ -42,6 +42,10 @@ pytest: venv system-deps
 	$(BIN)/pytest -p no:cacheprovider
 
 test: lint pytest
+
+# The engine state machine at length (tests/reliability/README.md): about 5 minutes.
+soak: venv
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -p no:cacheprovider -q --timeout=3600 tests/unit/test_engine_machine.py
 
 # The scale benchmark (bench/README.md): xesync against a TMSXE-style poller; results in bench/results/.
 bench: venv system-deps

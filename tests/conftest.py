@@ -16,6 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 settings.register_profile("dev", max_examples=50)
 settings.register_profile("ci", max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("deterministic", derandomize=True, max_examples=50)
+# `make soak`: the engine state machine at length (tests/unit/test_engine_machine.py reads the profile
+# for its step count); minutes, not part of `make test`.
+settings.register_profile("soak", max_examples=2000, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
