@@ -369,15 +369,15 @@ class Engine:
     def _refused_by_fuse(
         self, run_id: str, facts: MeetingFacts, plan: TmsPlan, reason: str, now: datetime
     ) -> MeetingResult:
-        # A booking in doubt is read back: held as TMS holds it, or found cancelled (nothing to hold).
+        # A booking in doubt is read back: held as TMS holds it, or, when TMS no longer books the room
+        # (the cancellation landed before a crash), applied as the pass now plans it: nothing to hold.
         booking = facts.booking if facts.booking is not None and facts.booking.in_doubt else None
         settled = self.executor.settle(booking, self.rooms, now) if booking and not self.dry_run else None
+        store_settled(self.store, settled)
         if settled is not None and (not settled.live or facts.room not in settled.rooms):
-            result = MeetingResult.gone(facts, plan, settled)
-        else:
-            result = MeetingResult.fused(facts, plan, reason)
-            store_settled(self.store, settled)
-        self._write(run_id, facts, plan, result, now, audit_only=result.outcome == "refused")
+            return self._apply(run_id, facts, plan, now, None)
+        result = MeetingResult.fused(facts, plan, reason)
+        self._write(run_id, facts, plan, result, now, audit_only=True)
         return result
 
     # -- the store (xesync.engine_store) ---------------------------------------------------------------

@@ -111,11 +111,6 @@ class MeetingResult:
         """A cancellation the data-loss fuse refused."""
         return cls(facts=facts, plan=plan, outcome="refused", error=reason)
 
-    @classmethod
-    def gone(cls, facts: MeetingFacts, plan: TmsPlan, booking: Booking) -> MeetingResult:
-        """A cancellation the fuse would hold, found done already: TMS no longer books the room for it."""
-        return cls(facts=facts, plan=plan, outcome="cancelled", decision="cancelled", booking=booking)
-
 
 @dataclass(slots=True)
 class RoomReport:
@@ -149,9 +144,10 @@ def _outcome(result: MeetingResult, booking: Booking | None) -> str:
         return "cancelled"
     if plan.refusal is not None:
         return "declined" if plan.refusal.decline else "skipped"
-    if result.tms is not None and result.tms.refused:
+    kept = booking is not None and booking.live and room in booking.rooms
+    if result.tms is not None and result.tms.refused and not kept:  # a refusal about another room
         return "declined"
-    if booking is not None and booking.live and room in booking.rooms:
+    if kept:
         return "booked" if result.applied else "unchanged"
     return "declined" if booking is not None else "skipped"
 
@@ -282,8 +278,8 @@ def emit(log: Any, facts: MeetingFacts, plan: TmsPlan, result: MeetingResult) ->
         if plan.refusal is not None:
             log.info(events.BOOKING_PLANNED, action=_kind(plan.refusal), reason=plan.refusal.reason, **ctx)
         return
-    if result.outcome == "refused" or (result.outcome == "cancelled" and result.tms is None):
-        _emit_fused(log, result, ctx)
+    if result.outcome == "refused":
+        log.error(events.GUARD_MASS_CANCEL_REFUSED, reason=result.error, **ctx)
         return
     for action in result.applied:
         _emit_applied(log, action, booking, ctx)
@@ -295,15 +291,6 @@ def emit(log: Any, facts: MeetingFacts, plan: TmsPlan, result: MeetingResult) ->
         log.warning(events.BOOKING_REJECTED, reason=result.tms.refused, **ctx)
     if result.error and (result.transient or (result.rooms is not None and result.rooms.failed)):
         log.error(events.MEETING_FAILED, error=result.error, transient=result.transient, **ctx)
-
-
-def _emit_fused(log: Any, result: MeetingResult, ctx: dict[str, Any]) -> None:
-    """A cancellation the data-loss fuse refused, or found done already (:meth:`MeetingResult.gone`)."""
-    if result.outcome == "refused":
-        log.error(events.GUARD_MASS_CANCEL_REFUSED, reason=result.error, **ctx)
-    else:
-        why = "TMS no longer books the room for it (a write whose answer was lost had landed)"
-        log.info(events.BOOKING_CANCELLED, reason=why, **ctx)
 
 
 def audit_entries(

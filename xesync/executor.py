@@ -153,6 +153,8 @@ class Executor:
         request = booking.request and dataclasses.replace(
             booking.request, conference_id=found.conference_id, version=found.version
         )
+        if request is not None and request.recurrence is None:  # a lost move may have landed
+            request = dataclasses.replace(request, start=found.start, end=found.end)
         return dataclasses.replace(
             booking, conference_id=found.conference_id, version=found.version, rooms=held, request=request,
             state=TmsState.DEFECTIVE if found.defective else TmsState.SAVED, content_hash=IN_DOUBT,

@@ -59,6 +59,7 @@ from xesync.model import IN_DOUBT, Booking, BookingStatus, TmsState
 from xesync.reconcile_series import exceptions_after, occurrence_actions, series_request
 
 TITLE_LIMIT = 255  # TMS Title (L7)
+_KEPT = "TMS refused the change; the rooms a data-loss fuse holds keep it"
 # Rooms whose record says they take part in the conference (FAILED: the last try failed, retry).
 _TAKING_PART = (BookingStatus.BOOKED, BookingStatus.DEFECTIVE, BookingStatus.PENDING, BookingStatus.FAILED)
 
@@ -177,7 +178,7 @@ def plan_tms(facts: MeetingFacts, policy: Policy, rooms: Mapping[str, RoomInfo],
     return TmsPlan(
         uid=item.uid, actions=tms, rooms=members, request=request, content_hash=chash,
         warnings=warnings, item_hash=ihash, recheck_at=recheck_at,
-        fallback=_fallback(facts, rooms, "TMS refused the change; the rooms a data-loss fuse holds keep it"),
+        fallback=_fallback(facts, rooms, _KEPT),
     )  # fmt: skip
 
 
@@ -212,6 +213,7 @@ def _room_leaves(
     return TmsPlan(
         uid=facts.uid, actions=(save,), rooms=members, request=request,
         content_hash=request_hash(request), cancelled=True, item_hash=ihash,
+        fallback=_fallback(facts, rooms, _KEPT),
     )  # fmt: skip
 
 

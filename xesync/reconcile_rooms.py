@@ -38,7 +38,9 @@ def refusal_reason(plan: TmsPlan, booking: Booking | None, room: str, tms_error:
     """Why this room's copy must be declined, or ``None`` when it is booked (or nothing is said)."""
     if plan.refusal is not None:
         return plan.refusal.reason if plan.refusal.decline else None
-    if tms_error is not None:
+    if tms_error is not None and not (booking is not None and booking.live and room in booking.rooms):
+        # A refusal that left this room in the conference was about another room's joining (one
+        # whose pending record says it may have joined): this room stays booked.
         return tms_error
     if booking is not None and booking.state is TmsState.REJECTED:
         return booking.last_error or "TMS refused the booking"

@@ -250,3 +250,18 @@ def test_a_lost_leave_is_not_held_by_the_fuse(fused):
     cancel(kit, BERGEN, "D11")
     kit.sync()
     assert set(kit.sink.conferences) == {external_key("D12")}  # D11 gone; D12 held for Oslo
+
+
+def test_a_refused_join_of_a_room_in_doubt_leaves_the_booked_room_booked(kit):
+    """Tromsø's join is refused and the process dies before storing it; Oslo's next save, which adds
+    Tromsø again from its pending record, is refused too: Oslo stays booked and accepted."""
+    kit.source.put(meeting("D14", room=OSLO))
+    kit.source.put(meeting("D14", room=TROMSO))
+    kit.sink.busy = {SYSTEM[TROMSO]}
+    crash_after(kit, 4)  # Oslo: save, accept, body; Tromsø: the join refused, then its decline
+    assert kit.store.record(TROMSO, "D14").status is BookingStatus.PENDING
+    kit.source.put(kit.source.copy(OSLO, "D14"))  # Oslo's copy is read again (a changekey bump)
+    kit.sync()
+    assert conference(kit, "D14").system_ids == (SYSTEM[OSLO],)
+    assert kit.source.copy(OSLO, "D14") is not None  # not declined
+    assert kit.store.record(OSLO, "D14").status is BookingStatus.BOOKED
