@@ -103,7 +103,7 @@ class Engine:
         self.audit = audit
         self.preflight = preflight
         self.max_workers = max(1, max_workers)
-        self.executor = Executor(source, sink)
+        self.executor = Executor(source, sink, self.rooms)
         self._uid_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -372,7 +372,7 @@ class Engine:
         # A booking in doubt is read back: held as TMS holds it, or, when TMS no longer books the room
         # (the cancellation landed before a crash), applied as the pass now plans it: nothing to hold.
         booking = facts.booking if facts.booking is not None and facts.booking.in_doubt else None
-        settled = self.executor.settle(booking, self.rooms, now) if booking and not self.dry_run else None
+        settled = self.executor.settle(booking, now) if booking and not self.dry_run else None
         store_settled(self.store, settled)
         if settled is not None and (not settled.live or facts.room not in settled.rooms):
             return self._apply(run_id, facts, plan, now, None)

@@ -94,9 +94,10 @@ def _owner_name(username: str) -> str:
 class Executor:
     """Applies actions through the ports; one per engine, shared by its room threads."""
 
-    def __init__(self, source: CalendarSource, sink: BookingSink) -> None:
+    def __init__(self, source: CalendarSource, sink: BookingSink, rooms: Mapping[str, RoomInfo]) -> None:
         self.source = source
         self.sink = sink
+        self.rooms = rooms  # room key -> room, in configuration order
 
     # -- TMS ---------------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class Executor:
                 return outcome
         return outcome
 
-    def settle(self, booking: Booking, rooms: Mapping[str, RoomInfo], now: datetime) -> Booking | None:
+    def settle(self, booking: Booking, now: datetime) -> Booking | None:
         """What TMS holds for a booking in doubt, read by key; ``None`` when TMS cannot say now.
 
         A booking TMS does not hold comes back deleted (a delete whose answer was lost had landed, or
@@ -149,10 +150,11 @@ class Executor:
             return None
         if found is None:
             return dataclasses.replace(booking, state=TmsState.DELETED, updated_at=now)
-        held = tuple(key for key, info in rooms.items() if info.system_id in found.system_ids)
+        held = tuple(key for key, info in self.rooms.items() if info.system_id in found.system_ids)
         request = booking.request and dataclasses.replace(
-            booking.request, conference_id=found.conference_id, version=found.version
-        )
+            booking.request, conference_id=found.conference_id, version=found.version,
+            system_ids=tuple(self.rooms[key].system_id for key in held),
+        )  # fmt: skip
         if request is not None and request.recurrence is None:  # a lost move may have landed
             request = dataclasses.replace(request, start=found.start, end=found.end)
         return dataclasses.replace(
@@ -221,6 +223,9 @@ class Executor:
         organiser: str,
         now: datetime,
     ) -> Booking | None:
+        if before is not None and before.live and before.in_doubt:
+            # What the refused save would have changed depends on what TMS holds: read it back.
+            before = self.settle(before, now) or before
         if (
             isinstance(action, SaveBooking)
             and isinstance(before, Booking)

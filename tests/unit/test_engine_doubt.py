@@ -17,7 +17,7 @@ from engine_kit import BERGEN, NOW, OSLO, TROMSO, Crash, Kit, meeting, moved, we
 
 from xesync.actions import Policy
 from xesync.errors import ServiceUnavailableError
-from xesync.meetings import external_key
+from xesync.meetings import Response, external_key
 from xesync.model import IN_DOUBT, BookingStatus, TmsState
 
 SYSTEM = {OSLO: 11, BERGEN: 12, TROMSO: 13}
@@ -265,3 +265,20 @@ def test_a_refused_join_of_a_room_in_doubt_leaves_the_booked_room_booked(kit):
     assert conference(kit, "D14").system_ids == (SYSTEM[OSLO],)
     assert kit.source.copy(OSLO, "D14") is not None  # not declined
     assert kit.store.record(OSLO, "D14").status is BookingStatus.BOOKED
+
+
+def test_a_room_refused_on_rejoining_after_a_lost_leave_is_declined_alone(kit):
+    """Bergen's leave lands, its answer is lost; Bergen is invited again but TMS refuses it: the
+    conference keeps Oslo and Tromsø (read back from TMS), and only Bergen declines."""
+    for room in (OSLO, BERGEN, TROMSO):
+        kit.source.put(meeting("D15", room=room))
+    kit.sync()
+    kit.source.put(dataclasses.replace(kit.source.copy(BERGEN, "D15"), cancelled=True))
+    crash_after(kit, 1)  # Bergen's pass: the save without it lands
+    kit.sink.busy = {SYSTEM[BERGEN]}
+    kit.source.put(meeting("D15", room=BERGEN))
+    kit.sync()
+    assert conference(kit, "D15").system_ids == (SYSTEM[OSLO], SYSTEM[TROMSO])
+    assert kit.store.booking("D15").rooms == (OSLO, TROMSO)
+    assert kit.source.copy(BERGEN, "D15") is None  # declined
+    assert kit.source.copy(OSLO, "D15").response is Response.ACCEPT
