@@ -12,9 +12,9 @@ Outcomes, by what the ports raise (STYLE.md §4, §5):
   the reason, and the room stage declines. A room that TMS refuses to *add* to a conference that
   books other rooms is declined alone, and the conference stays as it was;
 - a stale ``Version`` is re-read once with ``find`` and saved again (tms-booking-api.md §7.3);
-- a booking in doubt (a save whose answer was lost) that the data-loss fuse keeps from being
-  cancelled is read back with ``find`` (:meth:`Executor.settle`), so the store says what TMS holds
-  while the cancellation waits for an admin.
+- a booking in doubt (a write whose answer was lost) is read back with ``find``
+  (:meth:`Executor.settle`) where what TMS holds decides: a refusal, and the data-loss fuse holding
+  its cancellation (the store then says what TMS holds while the cancellation waits for an admin).
 """
 
 from __future__ import annotations
@@ -239,9 +239,7 @@ class Executor:
             # room is declined alone (reconcile_rooms.refusal_reason sees it is not a participant).
             # A booking in doubt is settled: had the lost save adding the room landed, TMS would
             # not refuse a system the conference already holds.
-            return dataclasses.replace(
-                before, last_error=reason, updated_at=now, content_hash=request_hash(before.request)
-            )
+            return _as_before(before, reason, now)
         if before is not None and before.live and plan.fallback is not None:
             return self._fall_back(plan, plan.fallback, before, reason=reason, organiser=organiser, now=now)
         maybe_held = before is not None and (before.live or before.state is TmsState.PENDING)
@@ -270,9 +268,7 @@ class Executor:
         deleting it, keep it as booked with those rooms only (:attr:`TmsPlan.fallback`)."""
         if keep.rooms == before.rooms and before.request is not None:
             # Nothing to save; TMS refused the change, so it holds the booking as it was.
-            return dataclasses.replace(
-                before, last_error=reason, updated_at=now, content_hash=request_hash(before.request)
-            )
+            return _as_before(before, reason, now)
         try:
             saved = self._save(keep.request)
         except (TransientError, PermanentError) as exc:
@@ -319,6 +315,13 @@ def _reason(exc: TmsFaultError) -> str:
     if isinstance(exc, TmsConflictError):
         return f"the room is already booked in TMS at that time ({exc.text})"
     return f"TMS refused the booking: {exc.text} (code {exc.code})"
+
+
+def _as_before(before: Booking, reason: str, now: datetime) -> Booking:
+    """``before`` as TMS still holds it after refusing a change (no longer in doubt), with the reason."""
+    request = before.request
+    content_hash = request_hash(request) if request is not None else before.content_hash
+    return dataclasses.replace(before, last_error=reason, updated_at=now, content_hash=content_hash)
 
 
 def _replace(
